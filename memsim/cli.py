@@ -1,0 +1,149 @@
+"""The ``memsim`` command line: a thin layer over the Python API.
+
+Every user error becomes one line on stderr (``memsim: error: FILE: PLACE: PROBLEM``) and
+exit code 2, before any output is written.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import MemsimError
+
+
+def handle_errors(func):
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except MemsimError as err:
+            click.echo(f"memsim: error: {err}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("memsim: interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="memsim")
+def main():
+    """memsim: neural networks on simulated resistive-memory devices."""
+
+
+def merge_flags(raw: dict, flags: dict) -> dict:
+    """The spec with every flag that was given (not None) written over it."""
+    merged = dict(raw)
+    for key, value in flags.items():
+        if isinstance(value, dict):
+            sub = {k: v for k, v in value.items() if v is not None}
+            if sub:
+                base = merged.get(key) if isinstance(merged.get(key), dict) else {}
+                merged[key] = {**base, **sub}
+        elif value is not None:
+            merged[key] = value
+    return merged
+
+
+def _is_spec(sources: tuple[str, ...]) -> bool:
+    if len(sources) != 1 or Path(sources[0]).suffix not in (".yaml", ".yml"):
+        return False
+    from .schema import load_yaml
+
+    doc = load_yaml(sources[0])
+    return not ("g_min" in doc and "set" in doc)  # a synthetic device is a source, not a spec
+
+
+@main.command("fit")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--method", type=click.Choice(["binning", "optuna", "smooth"]))
+@click.option("--bins", type=int, help="binning: number of bins K")
+@click.option("--edges", type=click.Choice(["width", "count"]), help="binning: edge rule")
+@click.option("--stat", type=click.Choice(["empirical", "gaussian"]), help="binning: per bin")
+@click.option("--trials", type=int, help="optuna: number of trials per polarity")
+@click.option("--folds", type=int, help="optuna/smooth: cross-validation folds")
+@click.option("--storage", help="optuna: SQLite file (or URL) to keep and resume studies")
+@click.option("--n", "n_points", type=int, help="points per polarity when SOURCE is a model")
+@click.option("--truth", help="known true device (preset or table) for metrics")
+@click.option("--unit", type=click.Choice(["S", "mS", "uS", "nS", "A", "norm"]))
+@click.option("--read-voltage", type=float, help="read voltage (V) when values are currents")
+@click.option("--format", "fmt", type=click.Choice(["auto", "tidy", "ramps", "updown"]))
+@click.option("--polarity", type=click.Choice(["set", "reset"]), help="polarity of ramp files")
+@click.option("--holdout", type=float, help="fraction of points held out for metrics")
+@click.option("--seed", type=int)
+@click.option("--out", type=click.Path(file_okay=False), help="output directory")
+@click.option("--export", "exports", multiple=True, type=click.Choice(["xbtorch", "crosssim"]))
+@click.option("--no-plots", is_flag=True, help="skip the PNG figures")
+@handle_errors
+def fit_cmd(sources, method, bins, edges, stat, trials, folds, storage, n_points, truth, unit,
+            read_voltage, fmt, polarity, holdout, seed, out, exports, no_plots):
+    """Fit a jump table to device data and report how faithful it is.
+
+    SOURCES: a fit spec (YAML); or CSV data files (tidy polarity,g,dg / ramps / up-down
+    traces); or one device model to draw data from (a table file, an XBTorch prefix, a
+    CrossSim LUT folder, a synthetic-device YAML or a preset name).
+    """
+    from . import fitrun
+    from .schema import load_yaml
+
+    if _is_spec(sources):
+        file, raw = sources[0], load_yaml(sources[0])
+    else:
+        file, raw = None, {"source": list(sources)}
+    flags = {"method": method, "n": n_points, "truth": truth, "unit": unit,
+             "read_voltage": read_voltage, "format": fmt, "polarity": polarity,
+             "holdout": holdout, "seed": seed, "out": out,
+             "export": list(exports) or None, "plots": False if no_plots else None,
+             "binning": {"bins": bins, "edges": edges, "stat": stat},
+             "optuna": {"trials": trials, "folds": folds, "storage": storage},
+             "smooth": {"folds": folds}}
+    spec = fitrun.parse_fit_spec(merge_flags(raw, flags), file)
+    out_dir = spec.out or f"results/fit/{spec.name}-{spec.method}"
+    result = fitrun.run_fit(spec)
+    written = fitrun.write_outputs(result, out_dir)
+    click.echo(result.metrics.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    click.echo(f"wrote {len(written)} files to {out_dir}")
+
+
+@main.command("generate")
+@click.argument("model")
+@click.option("--n", "n_points", type=int, default=3000, show_default=True,
+              help="points per polarity")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--unit", type=click.Choice(["S", "mS", "uS", "nS"]), default="S",
+              show_default=True, help="unit of the values written")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="CSV file")
+@handle_errors
+def generate_cmd(model, n_points, seed, unit, out):
+    """Draw a tidy (polarity,g,dg) dataset from a device model with Algorithm 2.
+
+    MODEL: a preset name, a synthetic-device YAML or any table memsim reads.
+    """
+    from .data import write_tidy_csv
+    from .formats import load_model
+    from .synthetic import sample_points
+
+    if n_points < 1:
+        raise MemsimError(f"--n must be positive, not {n_points}")
+    data = sample_points(load_model(model), n_points, seed)
+    write_tidy_csv(data, out, unit)
+    click.echo(f"wrote {data.n()} points ({n_points} per polarity, unit {unit}) to {out}")
+
+
+@main.command("presets")
+def presets_cmd():
+    """List the synthetic-device presets."""
+    from .synthetic import load_synthetic, preset_names
+
+    for name in preset_names():
+        dev = load_synthetic(name)
+        click.echo(f"{name:16s} {dev.description}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,284 @@
+"""The ``memsim fit`` experiment: data -> jump table -> device-level metrics -> files.
+
+Input is either measured data (CSV files, see :mod:`memsim.data`) or a device model used as a
+truth generator (a table file or a synthetic preset: N points per polarity are drawn from it
+with Algorithm 2). A fraction of the points is held out; the table is fitted on the rest and
+scored against the held-out points, and against the truth whenever it is known.
+
+A fit spec (YAML)::
+
+    name: tiox_1.5V_optuna
+    source: ../device_data/xbtorch_tiox/optuna_exp_1.5V   # data CSV(s) or a model
+    n: 3000                # points per polarity when the source is a model
+    unit: S                # data unit: S, mS, uS, nS, A (with read_voltage), norm
+    method: optuna         # binning | optuna | smooth
+    optuna: {trials: 100, folds: 5}
+    holdout: 0.2
+    seed: 0
+    export: [xbtorch, crosssim]
+    out: ../results/fit/tiox_1.5V_optuna
+
+Relative paths in a spec are relative to the spec file.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from . import formats, metrics, plots
+from .data import FORMATS as INPUT_FORMATS
+from .data import POLARITIES, PulseData, load_device_data
+from .errors import MemsimError
+from .fitting import EDGE_RULES, METHODS, STATS, OptunaSettings, SmoothSettings, check_bins, fit
+from .models import DeviceModel
+from .schema import Section, load_yaml
+from .storage import save_figure, write_csv, write_text
+from .synthetic import sample_points
+from .units import INPUT_UNITS, to_internal
+
+EXPORTS = ("xbtorch", "crosssim")
+
+
+@dataclass
+class FitSpec:
+    source: list[str]
+    name: str = "fit"
+    n: int = 3000
+    truth: str | None = None
+    unit: str = "S"
+    read_voltage: float | None = None
+    format: str = "auto"
+    polarity: str | None = None
+    method: str = "binning"
+    binning: dict = field(default_factory=lambda: {"bins": 32, "edges": "width",
+                                                   "stat": "empirical", "q": 128})
+    optuna: OptunaSettings = field(default_factory=OptunaSettings)
+    smooth: SmoothSettings = field(default_factory=SmoothSettings)
+    holdout: float = 0.2
+    seed: int = 0
+    g_range: list[float] | None = None
+    export: list[str] = field(default_factory=list)
+    out: str | None = None
+    plots: bool = True
+
+    def resolved(self) -> dict:
+        d = asdict(self)
+        d["optuna"] = asdict(self.optuna)
+        d["smooth"] = asdict(self.smooth)
+        return d
+
+
+def _resolve(path: str, base: Path | None) -> str:
+    if base is None or path.startswith("preset:") or Path(path).is_absolute():
+        return path
+    from .synthetic import preset_names
+
+    if path in preset_names():
+        return path
+    return str(base / path)
+
+
+def parse_fit_spec(data: dict, file=None) -> FitSpec:
+    sec = Section(data, file)
+    base = Path(file).parent if file is not None else None
+    source = sec.take("source", (str, list))
+    sources = [source] if isinstance(source, str) else source
+    if not sources or not all(isinstance(s, str) for s in sources):
+        raise sec.error("source", "must be a path or a list of paths")
+    spec = FitSpec(source=[_resolve(s, base) for s in sources])
+    spec.name = sec.take("name", str, Path(sources[0]).stem if file is None else Path(file).stem)
+    spec.n = sec.take("n", int, spec.n, check=lambda v: v > 0, check_msg="must be positive")
+    truth = sec.take("truth", str, None)
+    spec.truth = None if truth is None else _resolve(truth, base)
+    spec.unit = sec.take("unit", str, spec.unit, choices=INPUT_UNITS)
+    spec.read_voltage = sec.take("read_voltage", float, None, check=lambda v: v > 0,
+                                 check_msg="must be positive")
+    spec.format = sec.take("format", str, "auto", choices=INPUT_FORMATS)
+    spec.polarity = sec.take("polarity", str, None, choices=POLARITIES)
+    spec.method = sec.take("method", str, spec.method, choices=METHODS)
+    b = sec.sub("binning", {})
+    spec.binning = {
+        "bins": b.take("bins", int, 32, check=lambda v: v >= 1, check_msg="must be >= 1"),
+        "edges": b.take("edges", str, "width", choices=EDGE_RULES),
+        "stat": b.take("stat", str, "empirical", choices=STATS),
+        "q": b.take("q", int, 128, check=lambda v: v >= 2, check_msg="must be >= 2"),
+    }
+    b.done()
+    o = sec.sub("optuna", {})
+    spec.optuna = OptunaSettings(
+        trials=o.take("trials", int, 100, check=lambda v: v >= 1, check_msg="must be >= 1"),
+        folds=o.take("folds", int, 5, check=lambda v: v >= 2, check_msg="must be >= 2"),
+        max_bins=o.take("max_bins", int, 256, check=lambda v: v >= 1, check_msg="must be >= 1"),
+        storage=_maybe(o.take("storage", str, None), base),
+        study_name=o.take("study_name", str, spec.name),
+        q=o.take("q", int, 128, check=lambda v: v >= 2, check_msg="must be >= 2"))
+    o.done()
+    s = sec.sub("smooth", {})
+    spec.smooth = SmoothSettings(
+        folds=s.take("folds", int, 5, check=lambda v: v >= 2, check_msg="must be >= 2"),
+        max_df=s.take("max_df", int, 8, check=lambda v: 1 <= v <= 30, check_msg="1..30"),
+        max_df_std=s.take("max_df_std", int, 6, check=lambda v: 1 <= v <= 30,
+                          check_msg="1..30"),
+        noise=s.take("noise", str, "auto", choices=("auto", "gaussian", "empirical")),
+        table_bins=s.take("table_bins", int, 200, check=lambda v: v >= 2, check_msg=">= 2"),
+        q=s.take("q", int, 128, check=lambda v: v >= 2, check_msg="must be >= 2"))
+    s.done()
+    spec.holdout = sec.take("holdout", float, 0.2, check=lambda v: 0 <= v < 1,
+                            check_msg="must be in [0, 1)")
+    spec.seed = sec.take("seed", int, 0)
+    if sec.has("g_range"):
+        rng = sec.number_list("g_range")
+        if len(rng) != 2 or not rng[1] > rng[0]:
+            raise sec.error("g_range", "must be [low, high] with high > low")
+        spec.g_range = [float(v) for v in rng]
+    else:
+        sec.take("g_range", None, None)
+    export = sec.take("export", (str, list), [])
+    spec.export = [export] if isinstance(export, str) else list(export)
+    for e in spec.export:
+        if e not in EXPORTS:
+            raise sec.error("export", f"must list formats among {', '.join(EXPORTS)}, not {e!r}")
+    spec.out = _maybe(sec.take("out", str, None), base)
+    spec.plots = sec.take("plots", bool, True)
+    sec.done()
+    return spec
+
+
+def _maybe(path, base):
+    return None if path is None else _resolve(path, base)
+
+
+def load_fit_spec(path) -> FitSpec:
+    return parse_fit_spec(load_yaml(path), path)
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclass
+class FitResult:
+    spec: FitSpec
+    table: DeviceModel
+    train: PulseData
+    heldout: PulseData | None
+    truth: DeviceModel | None
+    metrics: pd.DataFrame
+    records: list[dict]
+    full: PulseData
+
+
+def _is_csv_source(sources: list[str]) -> bool:
+    return all(Path(s).suffix.lower() in (".csv", ".tsv", ".txt") and not
+               s.endswith(("_cdf.txt", "_axis_level_G.txt", "_axis_level_dG.txt",
+                           "dG_increasing.txt", "dG_decreasing.txt")) for s in sources)
+
+
+def load_source(spec: FitSpec) -> tuple[PulseData, DeviceModel | None]:
+    """The data to fit, and the generating model when the source is a model."""
+    if _is_csv_source(spec.source):
+        data = load_device_data(spec.source, spec.unit, spec.read_voltage, spec.format,
+                                spec.polarity)
+        return data, None
+    if len(spec.source) != 1:
+        raise MemsimError("give either CSV data files or one device model as the source")
+    model = formats.load_model(spec.source[0], unit=spec.unit if spec.unit != "A" else "S")
+    return sample_points(model, spec.n, spec.seed), model
+
+
+def split_holdout(data: PulseData, fraction: float, seed: int) -> tuple[PulseData, PulseData]:
+    train, held = {}, {}
+    for i, pol in enumerate(POLARITIES):
+        pts = data.points[pol]
+        rng = np.random.default_rng([seed, 7, i])
+        perm = rng.permutation(len(pts))
+        n_held = int(round(fraction * len(pts)))
+        held[pol], train[pol] = pts.take(perm[:n_held]), pts.take(perm[n_held:])
+    return data.with_points(train), data.with_points(held)
+
+
+def validate(spec: FitSpec, data: PulseData) -> None:
+    """Refuse impossible settings before any work (and before any file is written)."""
+    for pol in POLARITIES:
+        n_fit = data.n(pol) - int(round(spec.holdout * data.n(pol)))
+        if data.n(pol) == 0:
+            raise MemsimError(f"the data hold no {pol} points; a jump table needs both "
+                              "polarities", ", ".join(spec.source))
+        if spec.method == "binning":
+            check_bins(n_fit, spec.binning["bins"], pol, ", ".join(spec.source))
+
+
+def run_fit(spec: FitSpec) -> FitResult:
+    data, generator = load_source(spec)
+    validate(spec, data)
+    truth = generator
+    if spec.truth is not None:
+        truth = formats.load_model(spec.truth)
+    train, held = split_holdout(data, spec.holdout, spec.seed) if spec.holdout > 0 else (data,
+                                                                                        None)
+    if spec.g_range is not None:
+        g_range = tuple(to_internal(np.array(spec.g_range), spec.unit, spec.read_voltage)[0])
+    elif truth is not None:
+        g_range = (truth.g_min, truth.g_max)
+    else:
+        g_range = data.g_range()
+    table, records = fit(train, spec.method, seed=spec.seed, g_range=g_range,
+                         binning=spec.binning, optuna_settings=spec.optuna,
+                         smooth_settings=spec.smooth)
+    table.metadata.update({"name": spec.name, "source": spec.source,
+                           "source_sha256": data.sha256(), "holdout": spec.holdout,
+                           "seed": spec.seed})
+    rows = []
+    if held is not None and held.n() > 0:
+        held.traces = data.traces  # ramps are compared whole
+        rows += [{"reference": "heldout", **r} for r in
+                 metrics.compare_to_data(table, held, seed=spec.seed)]
+    if truth is not None:
+        rows += [{"reference": "truth", **r} for r in
+                 metrics.compare_models(table, truth, seed=spec.seed)]
+    return FitResult(spec, table, train, held, truth, pd.DataFrame(rows), records, data)
+
+
+def write_outputs(result: FitResult, out: str | Path) -> list[Path]:
+    """Write every output into ``out``; files appear only once all are complete."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        spec, table = result.spec, result.table
+        formats.write_table(table, staging / "table.json")
+        write_csv(staging / "metrics.csv", result.metrics)
+        if result.records:
+            write_csv(staging / "search.csv", pd.DataFrame(result.records))
+        write_text(staging / "spec.yaml", yaml.safe_dump(spec.resolved(), sort_keys=False))
+        if "xbtorch" in spec.export:
+            (staging / "xbtorch").mkdir()
+            formats.write_xbtorch(table, staging / "xbtorch" / spec.name)
+        if "crosssim" in spec.export:
+            (staging / "crosssim").mkdir()
+            formats.write_crosssim(table, staging / "crosssim")
+        if spec.plots:
+            title = f"{spec.name}: {spec.method}"
+            save_figure(staging / "fit.png", plots.plot_fit(table, result.train, result.heldout,
+                                                            result.truth, title, seed=spec.seed))
+            save_figure(staging / "table.png", plots.plot_table(table, title))
+            save_figure(staging / "pulse_train.png",
+                        plots.plot_pulse_train(table, result.full, result.truth, title,
+                                               seed=spec.seed))
+        out.mkdir(exist_ok=True)
+        written = []
+        for item in sorted(staging.rglob("*")):
+            if item.is_file():
+                dest = out / item.relative_to(staging)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                item.replace(dest)
+                written.append(dest)
+        return written
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,306 @@
+"""Device-level metrics: how faithful is a device model?
+
+Against a reference *model* (a known truth or another table), per polarity:
+
+* ``ks``: Kolmogorov-Smirnov distance between the conditional dG distributions at each G,
+  averaged over a grid of G across the range;
+* ``w1``: Wasserstein-1 distance between them, averaged the same way (``w1_rel``: divided by
+  the reference's mean dG spread, so devices of different scales compare);
+* ``rmse_mean`` / ``rmse_std``: RMSE of the mean and std profiles over G (``_rel`` likewise);
+* ``train_mean`` / ``train_std``: simulate many devices through a train of SET then RESET
+  pulses under both models; RMSE between the mean (and spread) trajectories, as a fraction of
+  the conductance range.
+
+Against held-out *data* the same names are estimated from the points: the data are split into
+equal-count G bins and each bin's dG sample is compared with the model's mixture over the
+bin's conductances; ``crps`` (continuous ranked probability score, lower is better) and
+``pit_ks`` (KS distance of the probability integral transform from uniform) score the points
+directly. When the data hold measured ramps, the pulse-train metrics compare the model's
+trajectories, started where each ramp starts, with the ramps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import special
+
+from .data import PulseData
+from .models import POLARITIES, DeviceModel, JumpTable
+
+SQRT_PI = np.sqrt(np.pi)
+
+
+# ---------------------------------------------------------------------------- CRPS
+
+
+def crps_gaussian(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """Closed-form CRPS of Normal(mu, sigma^2) at observations y."""
+    sigma = np.maximum(sigma, 1e-300)
+    z = (y - mu) / sigma
+    return sigma * (z * (2 * special.ndtr(z) - 1) + 2 * np.exp(-0.5 * z * z) /
+                    np.sqrt(2 * np.pi) - 1 / SQRT_PI)
+
+
+def _quantile_integrals(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For piecewise-linear quantile rows (K, Q+1) on a uniform grid: the running integral
+    C[k, m] = int_0^{p_m} Q_k(p) dp, and A[k] = 2 int_0^1 p Q_k(p) dp."""
+    q = rows.shape[1] - 1
+    p = np.linspace(0, 1, q + 1)
+    a, b = rows[:, :-1], rows[:, 1:]
+    seg = (a + b) / (2 * q)
+    c = np.concatenate([np.zeros((rows.shape[0], 1)), np.cumsum(seg, axis=1)], axis=1)
+    pm = (p[:-1] + p[1:]) / 2
+    big_a = 2 * np.sum((p[:-1] * a + 4 * pm * (a + b) / 2 + p[1:] * b) / (6 * q), axis=1)
+    return c, big_a
+
+
+def crps_quantile_rows(rows: np.ndarray, y: np.ndarray,
+                       row_of: np.ndarray | None = None) -> np.ndarray:
+    """Exact CRPS of piecewise-linear quantile functions on a uniform grid, at y (n,).
+
+    ``rows`` is (n, Q+1), one row per observation, or (K, Q+1) with ``row_of`` (n,) naming
+    each observation's row. Uses CRPS(y) = 2 (I(1) - I(p*)) - 2 y (1 - p*) - A + y, where
+    p* = F(y), I(p) = int_0^p Q and A = 2 int_0^1 p Q(p) dp: no per-segment sums per point.
+    """
+    y = np.asarray(y, dtype=float)
+    q = rows.shape[1] - 1
+    c, big_a = _quantile_integrals(rows)
+    if row_of is None:
+        row_of = np.arange(len(y))
+    knots = rows[row_of]
+    j = torch.searchsorted(torch.from_numpy(np.ascontiguousarray(knots)),
+                           torch.from_numpy(y[:, None].copy()), right=True).numpy()[:, 0]
+    m = np.clip(j - 1, 0, q - 1)
+    r = np.arange(len(y))
+    q0, q1 = knots[r, m], knots[r, m + 1]
+    width = q1 - q0
+    frac = np.where(width > 0, (y - q0) / np.where(width > 0, width, 1.0), 0.0)
+    frac = np.clip(frac, 0.0, 1.0)
+    pstar = (m + frac) / q
+    integral = c[row_of, m] + (frac / q) * (q0 + np.clip(y, q0, q1)) / 2
+    below, above = j == 0, j > q
+    pstar = np.where(below, 0.0, np.where(above, 1.0, pstar))
+    integral = np.where(below, 0.0, np.where(above, c[row_of, -1], integral))
+    total = c[row_of, -1]
+    return 2 * (total - integral) - 2 * y * (1 - pstar) - big_a[row_of] + y
+
+
+def crps(model: DeviceModel, polarity: str, g: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """CRPS of ``model``'s one-pulse distribution at each observed (g, dg)."""
+    g = np.asarray(g, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if isinstance(model, JumpTable):
+        t = model.tables[polarity]
+        k = t.bin_of(g)
+        if t.kind == "gaussian":
+            return crps_gaussian(y, t.means[k], t.stds[k])
+        return crps_quantile_rows(t.quantiles, y, k)
+    if hasattr(model, "stds"):  # synthetic Gaussian device
+        return crps_gaussian(y, model.mean(polarity, g), model.std(polarity, g))
+    p = np.linspace(0, 1, 257)
+    return crps_quantile_rows(model.quantile(polarity, g, np.clip(p, 1e-4, 1 - 1e-4)), y)
+
+
+# ------------------------------------------------------------- model vs model
+
+
+def _g_grid(model: DeviceModel, ref: DeviceModel, n: int) -> np.ndarray:
+    lo, hi = max(model.g_min, ref.g_min), min(model.g_max, ref.g_max)
+    if hi <= lo:
+        lo, hi = ref.g_min, ref.g_max
+    return lo + (np.arange(n) + 0.5) / n * (hi - lo)
+
+
+def distribution_distances(model: DeviceModel, ref: DeviceModel, polarity: str,
+                           g: np.ndarray, n_p: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Per-G KS and W1 distances between two models' one-pulse distributions."""
+    pm = (np.arange(n_p) + 0.5) / n_p
+    qa = model.quantile(polarity, g, pm)
+    qb = ref.quantile(polarity, g, pm)
+    w1 = np.mean(np.abs(qa - qb), axis=1)
+    # KS: both CDFs on the union of both sets of quantile points (and a little around them)
+    x = np.sort(np.concatenate([qa, qb], axis=1), axis=1)
+    fa = model.cdf(polarity, g, x)
+    fb = ref.cdf(polarity, g, x)
+    ks = np.max(np.abs(fa - fb), axis=1)
+    return ks, w1
+
+
+def compare_models(model: DeviceModel, ref: DeviceModel, *, n_g: int = 64, n_p: int = 512,
+                   pulses: int | None = None, devices: int = 2000, seed: int = 0) -> list[dict]:
+    """Device-level metrics of ``model`` against a reference model, one row per polarity."""
+    g = _g_grid(model, ref, n_g)
+    rows = []
+    train = pulse_train_distance(model, ref, pulses=pulses, devices=devices, seed=seed)
+    for pol in POLARITIES:
+        ks, w1 = distribution_distances(model, ref, pol, g, n_p)
+        spread = float(np.mean(ref.std(pol, g))) or 1.0
+        dm = model.mean(pol, g) - ref.mean(pol, g)
+        ds = model.std(pol, g) - ref.std(pol, g)
+        rows.append({
+            "polarity": pol,
+            "ks": float(ks.mean()), "ks_max": float(ks.max()),
+            "w1": float(w1.mean()), "w1_rel": float(w1.mean() / spread),
+            "rmse_mean": float(np.sqrt(np.mean(dm**2))),
+            "rmse_mean_rel": float(np.sqrt(np.mean(dm**2)) / spread),
+            "rmse_std": float(np.sqrt(np.mean(ds**2))),
+            "rmse_std_rel": float(np.sqrt(np.mean(ds**2)) / spread),
+            **train[pol],
+        })
+    return rows
+
+
+# ------------------------------------------------------------------ pulse trains
+
+
+def default_pulses(model: DeviceModel, lo: int = 20, hi: int = 1000) -> int:
+    """Pulses for a SET train to cross most of the range at the model's mean rate."""
+    g = np.linspace(model.g_min, model.g_max, 101)
+    step = float(np.mean(np.abs(model.mean("set", g))))
+    span = model.g_max - model.g_min
+    n = 1.5 * span / step if step > 0 else hi
+    return int(np.clip(np.ceil(n), lo, hi))
+
+
+def simulate_pulse_train(model: DeviceModel, n_set: int, n_reset: int, devices: int = 2000,
+                         seed: int = 0, g0=None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of G over ``devices`` devices through n_set SET then n_reset RESET pulses.
+
+    ``g0``: start conductance(s) (default G_min); a 1-D array gives one start per device.
+    Returns two arrays of length n_set + n_reset + 1 (the start included).
+    """
+    pop = model.population(devices, seed=seed, dtype=torch.float64)
+    pop.program(model.g_min if g0 is None else torch.as_tensor(g0, dtype=torch.float64))
+    mean, std = [], []
+    for k in range(n_set + n_reset + 1):
+        g = pop.conductance()
+        mean.append(float(g.mean()))
+        std.append(float(g.std()))
+        if k < n_set + n_reset:
+            pop.pulse_all("set" if k < n_set else "reset")
+    return np.array(mean), np.array(std)
+
+
+def pulse_train_distance(model: DeviceModel, ref: DeviceModel, pulses: int | None = None,
+                         devices: int = 2000, seed: int = 0) -> dict[str, dict]:
+    n = pulses or default_pulses(ref)
+    ma, sa = simulate_pulse_train(model, n, n, devices, seed, g0=ref.g_min)
+    mb, sb = simulate_pulse_train(ref, n, n, devices, seed + 1, g0=ref.g_min)
+    span = ref.g_max - ref.g_min
+    out = {}
+    for pol, sl in (("set", slice(0, n + 1)), ("reset", slice(n, 2 * n + 1))):
+        out[pol] = {
+            "train_mean": float(np.sqrt(np.mean((ma[sl] - mb[sl]) ** 2)) / span),
+            "train_std": float(np.sqrt(np.mean((sa[sl] - sb[sl]) ** 2)) / span),
+        }
+    return out
+
+
+def trace_statistics(traces: list[np.ndarray], min_fraction: float = 0.5):
+    """Mean and std of measured ramps by pulse index, while enough ramps are that long."""
+    if not traces:
+        return None
+    length = int(np.quantile([len(t) for t in traces], 1 - min_fraction))
+    mat = np.full((len(traces), length), np.nan)
+    for i, t in enumerate(traces):
+        mat[i, : min(len(t), length)] = t[:length]
+    return np.nanmean(mat, axis=0), np.nanstd(mat, axis=0)
+
+
+def simulate_from_traces(model: DeviceModel, polarity: str, traces: list[np.ndarray],
+                         replicas: int = 50, seed: int = 0):
+    """The model's mean/std trajectory started from each ramp's first reading."""
+    stats = trace_statistics(traces)
+    if stats is None:
+        return None
+    length = len(stats[0])
+    starts = np.repeat([t[0] for t in traces], replicas)
+    pop = model.population(len(starts), seed=seed, dtype=torch.float64)
+    pop.program(torch.as_tensor(starts))
+    mean, std = [], []
+    for k in range(length):
+        g = pop.conductance()
+        mean.append(float(g.mean()))
+        std.append(float(g.std()))
+        if k < length - 1:
+            pop.pulse_all(polarity)
+    return np.array(mean), np.array(std)
+
+
+# ------------------------------------------------------------- model vs data
+
+
+def _bin_by_count(g: np.ndarray, per_bin: int = 50, max_bins: int = 20) -> np.ndarray:
+    nb = int(np.clip(len(g) // per_bin, 1, max_bins))
+    order = np.argsort(g, kind="stable")
+    labels = np.empty(len(g), dtype=int)
+    labels[order] = np.arange(len(g)) * nb // len(g)
+    return labels
+
+
+def _sample_vs_mixture(model, pol, g, y, n_x: int = 512):
+    """KS and W1 between an empirical dG sample and the model's mixture over its g values."""
+    ys = np.sort(y)
+    tails = model.quantile(pol, g, np.array([1e-4, 1 - 1e-4]))
+    x = np.linspace(min(ys[0], tails.min()), max(ys[-1], tails.max()), n_x)
+    x_all = np.unique(np.concatenate([x, ys]))
+    fmix = model.cdf(pol, g, x_all).mean(axis=0)
+    femp_right = np.searchsorted(ys, x_all, side="right") / len(ys)
+    femp_left = np.searchsorted(ys, x_all, side="left") / len(ys)
+    ks = max(np.max(np.abs(femp_right - fmix)), np.max(np.abs(femp_left - fmix)))
+    w1 = np.trapezoid(np.abs(femp_right - fmix), x_all)
+    mix_mean = float(np.mean(model.mean(pol, g)))
+    mix_var = float(np.mean(model.std(pol, g) ** 2 + model.mean(pol, g) ** 2) - mix_mean**2)
+    return ks, w1, mix_mean, np.sqrt(max(mix_var, 0.0))
+
+
+def compare_to_data(model: DeviceModel, data: PulseData, *, seed: int = 0) -> list[dict]:
+    """Device-level metrics of ``model`` against measured or held-out points."""
+    rows = []
+    for pol in POLARITIES:
+        pts = data.points[pol]
+        if len(pts) == 0:
+            continue
+        labels = _bin_by_count(pts.g)
+        ks_b, w1_b, dm, ds, weights, spreads = [], [], [], [], [], []
+        for b in range(labels.max() + 1):
+            m = labels == b
+            ks, w1, mu, sd = _sample_vs_mixture(model, pol, pts.g[m], pts.dg[m])
+            ks_b.append(ks)
+            w1_b.append(w1)
+            dm.append(mu - pts.dg[m].mean())
+            ds.append(sd - pts.dg[m].std(ddof=1) if m.sum() > 1 else 0.0)
+            weights.append(m.sum())
+            spreads.append(pts.dg[m].std())
+        w = np.array(weights, dtype=float) / np.sum(weights)
+        spread = float(np.sum(w * np.array(spreads))) or 1.0
+        pit = np.sort(_pit(model, pol, pts.g, pts.dg))
+        n = len(pit)
+        pit_ks = float(max(np.max(np.arange(1, n + 1) / n - pit), np.max(pit - np.arange(n) / n)))
+        row = {
+            "polarity": pol, "n": len(pts),
+            "ks": float(np.sum(w * np.array(ks_b))), "ks_max": float(np.max(ks_b)),
+            "w1": float(np.sum(w * np.array(w1_b))),
+            "w1_rel": float(np.sum(w * np.array(w1_b)) / spread),
+            "rmse_mean": float(np.sqrt(np.sum(w * np.array(dm) ** 2))),
+            "rmse_mean_rel": float(np.sqrt(np.sum(w * np.array(dm) ** 2)) / spread),
+            "rmse_std": float(np.sqrt(np.sum(w * np.array(ds) ** 2))),
+            "rmse_std_rel": float(np.sqrt(np.sum(w * np.array(ds) ** 2)) / spread),
+            "crps": float(np.mean(crps(model, pol, pts.g, pts.dg))),
+            "pit_ks": pit_ks,
+        }
+        traces = data.traces.get(pol, [])
+        sim = simulate_from_traces(model, pol, traces, seed=seed) if traces else None
+        if sim is not None:
+            tm, ts = trace_statistics(traces)
+            span = float(np.ptp(np.concatenate(traces))) or 1.0
+            row["train_mean"] = float(np.sqrt(np.mean((sim[0] - tm) ** 2)) / span)
+            row["train_std"] = float(np.sqrt(np.mean((sim[1] - ts) ** 2)) / span)
+        rows.append(row)
+    return rows
+
+
+def _pit(model: DeviceModel, pol: str, g: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Probability integral transform F(dg_i | g_i), one value per point."""
+    return model.cdf(pol, g, y[:, None])[:, 0]
