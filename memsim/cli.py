@@ -107,6 +107,8 @@ def fit_cmd(sources, method, bins, edges, stat, trials, folds, storage, n_points
     result = fitrun.run_fit(spec)
     written = fitrun.write_outputs(result, out_dir)
     click.echo(result.metrics.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    for warning in fitrun.warnings_for(result):
+        click.echo(f"memsim: warning: {warning}", err=True)
     click.echo(f"wrote {len(written)} files to {out_dir}")
 
 

@@ -134,7 +134,7 @@ def load_device_data(paths, unit: str = "S", read_voltage: float | None = None,
         raise MemsimError("no (g, dg) points could be read", where)
     for pol in POLARITIES:
         g = data.points[pol].g
-        if len(g) and np.ptp(g) == 0:
+        if len(g) > 1 and np.ptp(g) == 0:
             raise MemsimError(f"column g is constant ({g[0]:g}) for polarity {pol}: "
                               "a jump table needs a range of conductances", where)
     return data

@@ -93,7 +93,7 @@ def parse_fit_spec(data: dict, file=None) -> FitSpec:
     if not sources or not all(isinstance(s, str) for s in sources):
         raise sec.error("source", "must be a path or a list of paths")
     spec = FitSpec(source=[_resolve(s, base) for s in sources])
-    spec.name = sec.take("name", str, Path(sources[0]).stem if file is None else Path(file).stem)
+    spec.name = sec.take("name", str, default_name(sources) if file is None else Path(file).stem)
     spec.n = sec.take("n", int, spec.n, check=lambda v: v > 0, check_msg="must be positive")
     truth = sec.take("truth", str, None)
     spec.truth = None if truth is None else _resolve(truth, base)
@@ -149,6 +149,18 @@ def parse_fit_spec(data: dict, file=None) -> FitSpec:
     spec.plots = sec.take("plots", bool, True)
     sec.done()
     return spec
+
+
+def default_name(sources: list[str]) -> str:
+    """A readable name for outputs: the file name without its extension, or the folder of
+    several data files."""
+    if len(sources) > 1:
+        return Path(sources[0]).resolve().parent.name
+    name = Path(sources[0]).name
+    for ext in (".csv", ".tsv", ".txt", ".json", ".yaml", ".yml"):
+        if name.endswith(ext):
+            return name[: -len(ext)]
+    return name.removeprefix("preset:")
 
 
 def _maybe(path, base):
@@ -243,6 +255,20 @@ def run_fit(spec: FitSpec) -> FitResult:
         rows += [{"reference": "truth", **r} for r in
                  metrics.compare_models(table, truth, seed=spec.seed)]
     return FitResult(spec, table, train, held, truth, pd.DataFrame(rows), records, data)
+
+
+def warnings_for(result: FitResult) -> list[str]:
+    """Things a device engineer should know before trusting the table."""
+    out = []
+    frame = result.metrics
+    if "read_noise_frac" in frame:
+        for _, row in frame.dropna(subset=["read_noise_frac"]).iterrows():
+            if row["read_noise_frac"] > 0.3:
+                out.append(f"about {row['read_noise_frac']:.0%} of the {row['polarity']} ramps' "
+                           "dG variance looks like read noise (consecutive changes are "
+                           "anti-correlated); the table treats it as write noise, so simulated "
+                           "trajectories spread faster than the measured ones")
+    return out
 
 
 def write_outputs(result: FitResult, out: str | Path) -> list[Path]:

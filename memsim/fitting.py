@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, special
 from scipy.interpolate import BSpline
 
 from .data import POLARITIES, PulseData
@@ -225,7 +225,7 @@ def fit_optuna(data: PulseData, settings: OptunaSettings | None = None, seed: in
                 study.optimize(objective, n_trials=todo,
                                callbacks=[lambda st, tr, bar=bar: bar.update(1)])
         params = study.best_params
-        best[pol] = {**params, "cv_crps": study.best_value}
+        best[pol] = {**params, "cv_crps": float(study.best_value)}
         tables[pol] = fit_binning_polarity(pts.g, pts.dg, params["bins"], params["edges"],
                                            params["stat"], (lo, hi), s.q)
         for t in study.trials:
@@ -264,10 +264,10 @@ class SmoothFit:
 
 
 def fit_heteroscedastic(x, y, df_mean: int, df_std: int, ridge: float = 1e-6,
-                        polish: bool = True) -> SmoothFit:
+                        polish: bool = True, bounds=None) -> SmoothFit:
     """Maximum-likelihood mu(x), log sigma(x) as B-splines on x in [0, 1]."""
     beta, gamma = _fit_bases(spline_basis(x, df_mean), spline_basis(x, df_std), y, ridge,
-                             polish)
+                             polish, bounds)
     return SmoothFit(beta, gamma, df_mean, df_std)
 
 
@@ -278,11 +278,48 @@ def _least_squares(a: np.ndarray, b: np.ndarray, ridge: float = 1e-9) -> np.ndar
     return np.linalg.solve(ata, a.T @ b)
 
 
-def _fit_bases(bm, bs, y, ridge: float = 1e-6, polish: bool = True):
+def _log_mass(alpha: np.ndarray, beta: np.ndarray):
+    """log(Phi(beta) - Phi(alpha)) computed in the accurate tail, and the two densities."""
+    upper = alpha > 0
+    z = np.where(upper, special.ndtr(-alpha) - special.ndtr(-beta),
+                 special.ndtr(beta) - special.ndtr(alpha))
+    z = np.maximum(z, 1e-300)
+    return np.log(z), z
+
+
+def gaussian_nll(theta, bm, bs, y, bounds=None, ridge: float = 0.0):
+    """Negative log-likelihood (and gradient) of y ~ N(bm @ b, exp(bs @ c)^2), theta = (b, c),
+    optionally truncated to per-point limits ``bounds`` = (a, b)."""
+    df_mean = bm.shape[1]
+    b, c = theta[:df_mean], theta[df_mean:]
+    ls = np.clip(bs @ c, -30, 30)
+    mu = bm @ b
+    r = y - mu
+    inv = np.exp(-2 * ls)
+    val = np.sum(ls + 0.5 * r * r * inv) + ridge * theta @ theta
+    d_mu = -r * inv
+    d_ls = 1 - r * r * inv
+    if bounds is not None:
+        sig = np.exp(ls)
+        al, be = (bounds[0] - mu) / sig, (bounds[1] - mu) / sig
+        logz, z = _log_mass(al, be)
+        pa = np.exp(-0.5 * al * al) / np.sqrt(2 * np.pi)
+        pb = np.exp(-0.5 * be * be) / np.sqrt(2 * np.pi)
+        val += np.sum(logz)
+        d_mu = d_mu - (pb - pa) / (sig * z)
+        d_ls = d_ls + (al * pa - be * pb) / z
+    grad = np.concatenate([bm.T @ d_mu, bs.T @ d_ls]) + 2 * ridge * theta
+    return val, grad
+
+
+def _fit_bases(bm, bs, y, ridge: float = 1e-6, polish: bool = True, bounds=None):
     """Coefficients of mean basis ``bm`` and log-std basis ``bs``.
 
     Iteratively reweighted least squares gives a close start (cheap enough for the CV grid);
-    ``polish`` then maximises the exact Gaussian likelihood with L-BFGS."""
+    ``polish`` then maximises the exact Gaussian likelihood with L-BFGS. With ``bounds``
+    (per-point limits (a, b) of y) the likelihood is that of a Gaussian truncated to [a, b]:
+    data drawn with Algorithm 2 lose the changes that would leave the range, and this
+    recovers the untruncated device behaviour instead of the truncated remains."""
     df_mean = bm.shape[1]
     beta = _least_squares(bm, y)
     gamma = np.zeros(bs.shape[1])
@@ -296,17 +333,10 @@ def _fit_bases(bm, bs, y, ridge: float = 1e-6, polish: bool = True):
         return beta, gamma
 
     def nll(theta):
-        b, c = theta[:df_mean], theta[df_mean:]
-        ls = np.clip(bs @ c, -30, 30)
-        r = y - bm @ b
-        inv = np.exp(-2 * ls)
-        val = np.sum(ls + 0.5 * r * r * inv) + ridge * theta @ theta
-        grad_b = -bm.T @ (r * inv)
-        grad_c = bs.T @ (1 - r * r * inv)
-        return val, np.concatenate([grad_b, grad_c]) + 2 * ridge * theta
+        return gaussian_nll(theta, bm, bs, y, bounds, ridge)
 
     start = np.concatenate([beta, gamma])
-    res = optimize.minimize(nll, start, jac=True, method="L-BFGS-B", options={"maxiter": 500})
+    res = optimize.minimize(nll, start, jac=True, method="L-BFGS-B", options={"maxiter": 1000})
     theta = res.x if np.isfinite(res.fun) and res.fun <= nll(start)[0] else start
     return theta[:df_mean], theta[df_mean:]
 
@@ -319,6 +349,7 @@ class SmoothSettings:
     noise: str = "auto"  # gaussian, empirical or auto (chosen by CV)
     table_bins: int = 200
     q: int = 128
+    truncated: str = "auto"  # fit as truncated to the range: auto = for Algorithm-2 data
 
 
 def _residual_quantiles(z: np.ndarray, q: int) -> np.ndarray:
@@ -347,7 +378,11 @@ def fit_smooth(data: PulseData, settings: SmoothSettings | None = None, seed: in
     s = settings or SmoothSettings()
     if s.noise not in ("auto", "gaussian", "empirical"):
         raise MemsimError(f"smooth noise must be auto, gaussian or empirical, not {s.noise!r}")
+    if s.truncated not in ("auto", "yes", "no"):
+        raise MemsimError(f"smooth truncated must be auto, yes or no, not {s.truncated!r}")
     lo, hi = _range(data, g_range)
+    generated = all(src.get("format") == "algorithm2" for src in data.sources)
+    truncated = s.truncated == "yes" or (s.truncated == "auto" and generated)
     tables, records, chosen = {}, [], {}
     centres = lo + (np.arange(s.table_bins) + 0.5) / s.table_bins * (hi - lo)
     edges = np.linspace(lo, hi, s.table_bins + 1)
@@ -375,11 +410,14 @@ def fit_smooth(data: PulseData, settings: SmoothSettings | None = None, seed: in
                     if s.noise in ("auto", noise) and (best is None or score < best[0]):
                         best = (score, df_m, df_s, noise)
         _, df_m, df_s, noise = best
-        fit = fit_heteroscedastic(x, y, df_m, df_s)
+        bounds = None
+        if truncated:  # y limits that keep G + dG inside [lo, hi]
+            bounds = ((lo - pts.g - shift) / scale, (hi - pts.g - shift) / scale)
+        fit = fit_heteroscedastic(x, y, df_m, df_s, bounds=bounds)
         mu, sd = fit.predict((centres - lo) / (hi - lo))
         mu, sd = mu * scale + shift, sd * scale
         chosen[pol] = {"df_mean": df_m, "df_std": df_s, "noise": noise,
-                       "cv_crps": best[0] * scale}
+                       "cv_crps": float(best[0] * scale), "truncated": truncated}
         if noise == "gaussian":
             tables[pol] = ConditionalTable(edges, "gaussian", means=mu, stds=sd)
         else:
@@ -389,6 +427,7 @@ def fit_smooth(data: PulseData, settings: SmoothSettings | None = None, seed: in
                                            quantiles=mu[:, None] + sd[:, None] * zq[None, :])
     meta = _metadata(data, "smooth", {"folds": s.folds, "max_df": s.max_df,
                                       "max_df_std": s.max_df_std, "noise": s.noise,
+                                      "truncated": s.truncated,
                                       "table_bins": s.table_bins, "chosen": chosen}, seed)
     return JumpTable(tables, lo, hi, data.unit, meta, name="smooth"), records
 

@@ -185,7 +185,7 @@ def _finish_import(tables, lo, hi, unit, source, fmt) -> JumpTable:
                      name=Path(source).name)
 
 
-def write_xbtorch(model: DeviceModel, prefix: str | Path, dg_levels: int = 400) -> list[Path]:
+def write_xbtorch(model: DeviceModel, prefix: str | Path, dg_levels: int = 1000) -> list[Path]:
     """Export as an XBTorch triplet per polarity; returns the files written."""
     prefix = Path(prefix)
     written = []

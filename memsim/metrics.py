@@ -1,6 +1,9 @@
 """Device-level metrics: how faithful is a device model?
 
-Against a reference *model* (a known truth or another table), per polarity:
+Against a reference *model* (a known truth or another table), per polarity. The one-pulse
+distributions are compared as data drawn with Algorithm 2 can show them: conditioned on the
+change keeping G inside the reference's range (a device near G_min cannot show a large RESET
+step), so a table fitted to enough such data converges to distance zero.
 
 * ``ks``: Kolmogorov-Smirnov distance between the conditional dG distributions at each G,
   averaged over a grid of G across the range;
@@ -13,10 +16,12 @@ Against a reference *model* (a known truth or another table), per polarity:
 
 Against held-out *data* the same names are estimated from the points: the data are split into
 equal-count G bins and each bin's dG sample is compared with the model's mixture over the
-bin's conductances; ``crps`` (continuous ranked probability score, lower is better) and
-``pit_ks`` (KS distance of the probability integral transform from uniform) score the points
-directly. When the data hold measured ramps, the pulse-train metrics compare the model's
-trajectories, started where each ramp starts, with the ramps.
+bin's conductances (again conditioned on staying in range); ``crps`` (continuous ranked
+probability score, lower is better) and ``pit_ks`` (KS distance of the probability integral
+transform from uniform) score the points directly. When the data hold measured ramps, the
+pulse-train metrics compare the model's trajectories, started where each ramp starts, with the
+ramps, and ``read_noise_frac`` estimates how much of the ramps' dG variance is read noise
+rather than write noise.
 """
 
 from __future__ import annotations
@@ -112,32 +117,63 @@ def _g_grid(model: DeviceModel, ref: DeviceModel, n: int) -> np.ndarray:
     return lo + (np.arange(n) + 0.5) / n * (hi - lo)
 
 
+class _InRange:
+    """A model's one-pulse distribution conditioned on landing inside [lo, hi]: what data drawn
+    with Algorithm 2 (which rejects points leaving the range) can show of it."""
+
+    def __init__(self, model: DeviceModel, pol: str, g: np.ndarray, lo: float, hi: float):
+        self.model, self.pol, self.g = model, pol, g
+        a, b = (lo - g)[:, None], (hi - g)[:, None]
+        self.fa = model.cdf(pol, g, a - 1e-12 * (np.abs(a) + 1e-300))
+        self.fb = model.cdf(pol, g, b)
+        self.mass = np.maximum(self.fb - self.fa, 1e-12)
+
+    def quantile(self, p: np.ndarray) -> np.ndarray:
+        return self.model.quantile(self.pol, self.g, self.fa + p[None, :] * self.mass)
+
+    def cdf(self, x: np.ndarray) -> np.ndarray:
+        return np.clip((self.model.cdf(self.pol, self.g, x) - self.fa) / self.mass, 0, 1)
+
+
 def distribution_distances(model: DeviceModel, ref: DeviceModel, polarity: str,
-                           g: np.ndarray, n_p: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """Per-G KS and W1 distances between two models' one-pulse distributions."""
+                           g: np.ndarray, n_p: int = 512, in_range: bool = True):
+    """Per-G KS and W1 distances between two models' one-pulse distributions, and the
+    differences of their means and stds.
+
+    ``in_range``: compare the distributions of changes that keep G inside the reference's
+    range (see :class:`_InRange`); a table fitted to Algorithm-2 data converges to these.
+    Returns (ks, w1, mean difference, std difference), each of length len(g).
+    """
     pm = (np.arange(n_p) + 0.5) / n_p
-    qa = model.quantile(polarity, g, pm)
-    qb = ref.quantile(polarity, g, pm)
+    if in_range:
+        da = _InRange(model, polarity, g, ref.g_min, ref.g_max)
+        db = _InRange(ref, polarity, g, ref.g_min, ref.g_max)
+        qa, qb = da.quantile(pm), db.quantile(pm)
+    else:
+        qa, qb = model.quantile(polarity, g, pm), ref.quantile(polarity, g, pm)
     w1 = np.mean(np.abs(qa - qb), axis=1)
-    # KS: both CDFs on the union of both sets of quantile points (and a little around them)
+    # KS: both CDFs on the union of both sets of quantile points
     x = np.sort(np.concatenate([qa, qb], axis=1), axis=1)
-    fa = model.cdf(polarity, g, x)
-    fb = ref.cdf(polarity, g, x)
+    if in_range:
+        fa, fb = da.cdf(x), db.cdf(x)
+    else:
+        fa, fb = model.cdf(polarity, g, x), ref.cdf(polarity, g, x)
     ks = np.max(np.abs(fa - fb), axis=1)
-    return ks, w1
+    dmean = qa.mean(axis=1) - qb.mean(axis=1)
+    dstd = qa.std(axis=1) - qb.std(axis=1)
+    return ks, w1, dmean, dstd
 
 
 def compare_models(model: DeviceModel, ref: DeviceModel, *, n_g: int = 64, n_p: int = 512,
-                   pulses: int | None = None, devices: int = 2000, seed: int = 0) -> list[dict]:
+                   pulses: int | None = None, devices: int = 2000, seed: int = 0,
+                   in_range: bool = True) -> list[dict]:
     """Device-level metrics of ``model`` against a reference model, one row per polarity."""
     g = _g_grid(model, ref, n_g)
     rows = []
     train = pulse_train_distance(model, ref, pulses=pulses, devices=devices, seed=seed)
     for pol in POLARITIES:
-        ks, w1 = distribution_distances(model, ref, pol, g, n_p)
+        ks, w1, dm, ds = distribution_distances(model, ref, pol, g, n_p, in_range)
         spread = float(np.mean(ref.std(pol, g))) or 1.0
-        dm = model.mean(pol, g) - ref.mean(pol, g)
-        ds = model.std(pol, g) - ref.std(pol, g)
         rows.append({
             "polarity": pol,
             "ks": float(ks.mean()), "ks_max": float(ks.max()),
@@ -197,6 +233,26 @@ def pulse_train_distance(model: DeviceModel, ref: DeviceModel, pulses: int | Non
     return out
 
 
+def read_noise_fraction(model: DeviceModel, polarity: str, traces: list[np.ndarray]) -> float:
+    """Share of the dG variance of measured ramps that behaves like read noise.
+
+    Consecutive differences of readings with white read noise (variance r^2) are negatively
+    correlated: cov(dG_k, dG_k+1) = -r^2 while var(dG) = w^2 + 2 r^2. This returns 2 r^2 /
+    var(dG) from the residuals about the model's mean step; near 1 the ramps are mostly read
+    noise, which a jump table would wrongly treat as write noise (its trajectories then spread
+    far faster than the measured ramps).
+    """
+    cov = var = 0.0
+    for t in traces:
+        if len(t) < 3:
+            continue
+        r = np.diff(t) - model.mean(polarity, t[:-1])
+        r = r - r.mean()
+        cov += float(np.sum(r[:-1] * r[1:]))
+        var += float(np.sum(r * r))
+    return float(np.clip(-2 * cov / var, 0.0, 1.0)) if var > 0 else float("nan")
+
+
 def trace_statistics(traces: list[np.ndarray], min_fraction: float = 0.5):
     """Mean and std of measured ramps by pulse index, while enough ramps are that long."""
     if not traces:
@@ -239,20 +295,20 @@ def _bin_by_count(g: np.ndarray, per_bin: int = 50, max_bins: int = 20) -> np.nd
     return labels
 
 
-def _sample_vs_mixture(model, pol, g, y, n_x: int = 512):
-    """KS and W1 between an empirical dG sample and the model's mixture over its g values."""
+def _sample_vs_mixture(model, pol, g, y, lo, hi, n_x: int = 512, n_p: int = 64):
+    """KS and W1 between an empirical dG sample and the model's mixture over its g values
+    (each component conditioned on keeping G inside [lo, hi], as measured changes do)."""
+    dist = _InRange(model, pol, g, lo, hi)
     ys = np.sort(y)
-    tails = model.quantile(pol, g, np.array([1e-4, 1 - 1e-4]))
-    x = np.linspace(min(ys[0], tails.min()), max(ys[-1], tails.max()), n_x)
+    qs = dist.quantile((np.arange(n_p) + 0.5) / n_p)
+    x = np.linspace(min(ys[0], qs.min()), max(ys[-1], qs.max()), n_x)
     x_all = np.unique(np.concatenate([x, ys]))
-    fmix = model.cdf(pol, g, x_all).mean(axis=0)
+    fmix = dist.cdf(np.broadcast_to(x_all, (len(g), len(x_all)))).mean(axis=0)
     femp_right = np.searchsorted(ys, x_all, side="right") / len(ys)
     femp_left = np.searchsorted(ys, x_all, side="left") / len(ys)
     ks = max(np.max(np.abs(femp_right - fmix)), np.max(np.abs(femp_left - fmix)))
     w1 = np.trapezoid(np.abs(femp_right - fmix), x_all)
-    mix_mean = float(np.mean(model.mean(pol, g)))
-    mix_var = float(np.mean(model.std(pol, g) ** 2 + model.mean(pol, g) ** 2) - mix_mean**2)
-    return ks, w1, mix_mean, np.sqrt(max(mix_var, 0.0))
+    return ks, w1, float(qs.mean()), float(qs.std())
 
 
 def compare_to_data(model: DeviceModel, data: PulseData, *, seed: int = 0) -> list[dict]:
@@ -266,7 +322,8 @@ def compare_to_data(model: DeviceModel, data: PulseData, *, seed: int = 0) -> li
         ks_b, w1_b, dm, ds, weights, spreads = [], [], [], [], [], []
         for b in range(labels.max() + 1):
             m = labels == b
-            ks, w1, mu, sd = _sample_vs_mixture(model, pol, pts.g[m], pts.dg[m])
+            ks, w1, mu, sd = _sample_vs_mixture(model, pol, pts.g[m], pts.dg[m], model.g_min,
+                                                model.g_max)
             ks_b.append(ks)
             w1_b.append(w1)
             dm.append(mu - pts.dg[m].mean())
@@ -275,7 +332,8 @@ def compare_to_data(model: DeviceModel, data: PulseData, *, seed: int = 0) -> li
             spreads.append(pts.dg[m].std())
         w = np.array(weights, dtype=float) / np.sum(weights)
         spread = float(np.sum(w * np.array(spreads))) or 1.0
-        pit = np.sort(_pit(model, pol, pts.g, pts.dg))
+        pit = np.sort(_InRange(model, pol, pts.g, model.g_min, model.g_max)
+                      .cdf(pts.dg[:, None])[:, 0])
         n = len(pit)
         pit_ks = float(max(np.max(np.arange(1, n + 1) / n - pit), np.max(pit - np.arange(n) / n)))
         row = {
@@ -292,6 +350,8 @@ def compare_to_data(model: DeviceModel, data: PulseData, *, seed: int = 0) -> li
         }
         traces = data.traces.get(pol, [])
         sim = simulate_from_traces(model, pol, traces, seed=seed) if traces else None
+        if traces:
+            row["read_noise_frac"] = read_noise_fraction(model, pol, traces)
         if sim is not None:
             tm, ts = trace_statistics(traces)
             span = float(np.ptp(np.concatenate(traces))) or 1.0
@@ -299,8 +359,3 @@ def compare_to_data(model: DeviceModel, data: PulseData, *, seed: int = 0) -> li
             row["train_std"] = float(np.sqrt(np.mean((sim[1] - ts) ** 2)) / span)
         rows.append(row)
     return rows
-
-
-def _pit(model: DeviceModel, pol: str, g: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Probability integral transform F(dg_i | g_i), one value per point."""
-    return model.cdf(pol, g, y[:, None])[:, 0]

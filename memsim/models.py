@@ -35,7 +35,7 @@ class DeviceModel(ABC):
 
     @abstractmethod
     def quantile(self, polarity: str, g: np.ndarray, p: np.ndarray) -> np.ndarray:
-        """Quantiles of dG: array (len(g), len(p))."""
+        """Quantiles of dG: ``p`` of shape (n_p,) or (len(g), n_p); result (len(g), n_p)."""
 
     @abstractmethod
     def cdf(self, polarity: str, g: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -77,9 +77,16 @@ def _grid_position(p: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def quantile_rows_at(rows: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Piecewise-linear quantile rows (n, Q+1) on the uniform grid, all at ``p``: (n, n_p)."""
-    m, frac = _grid_position(np.asarray(p, dtype=float), rows.shape[1] - 1)
-    lo, hi = rows[:, m], rows[:, m + 1]
+    """Piecewise-linear quantile rows (n, Q+1) on the uniform grid at ``p``: (n, n_p).
+
+    ``p`` is shared by all rows (shape (n_p,)) or given per row (shape (n, n_p))."""
+    p = np.asarray(p, dtype=float)
+    m, frac = _grid_position(p, rows.shape[1] - 1)
+    if p.ndim == 2:
+        lo = np.take_along_axis(rows, m, axis=1)
+        hi = np.take_along_axis(rows, m + 1, axis=1)
+    else:
+        lo, hi = rows[:, m], rows[:, m + 1]
     return lo + frac * (hi - lo)
 
 
@@ -145,7 +152,7 @@ class ConditionalTable:
         p = np.asarray(p, dtype=float)
         if self.kind == "gaussian":
             z = special.ndtri(np.clip(p, 1e-12, 1 - 1e-12))
-            return self.means[k, None] + self.stds[k, None] * z[None, :]
+            return self.means[k, None] + self.stds[k, None] * (z if z.ndim == 2 else z[None, :])
         return quantile_rows_at(self.quantiles[k], p)
 
     def sample(self, g: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -206,8 +213,8 @@ def _quantile_moments(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def quantile_rows_cdf(rows: np.ndarray, x: np.ndarray) -> np.ndarray:
     """CDF of piecewise-linear quantile rows (n, Q+1) at points x (n, n_x); right-continuous."""
     q = rows.shape[1] - 1
-    rt = torch.from_numpy(np.ascontiguousarray(rows))
-    xt = torch.from_numpy(np.ascontiguousarray(x))
+    rt = torch.tensor(rows)
+    xt = torch.tensor(np.ascontiguousarray(x))
     j = torch.searchsorted(rt, xt, right=True).numpy()  # knots <= x
     jj = np.clip(j, 1, q)
     lo = np.take_along_axis(rows, jj - 1, axis=1)

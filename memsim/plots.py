@@ -14,8 +14,12 @@ import numpy as np  # noqa: E402
 
 from . import units  # noqa: E402
 from .data import PulseData  # noqa: E402
-from .metrics import default_pulses, simulate_from_traces, simulate_pulse_train  # noqa: E402
-from .metrics import trace_statistics  # noqa: E402
+from .metrics import (  # noqa: E402
+    default_pulses,
+    simulate_from_traces,
+    simulate_pulse_train,
+    trace_statistics,  # noqa: E402
+)
 from .models import POLARITIES, DeviceModel  # noqa: E402
 
 COLORS = {"set": "tab:blue", "reset": "tab:red"}

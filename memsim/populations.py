@@ -123,7 +123,7 @@ class Population(ABC):
             self.g.copy_(torch.where(m, new, self.g))
         self._after_program(mask)
 
-    def _after_program(self, mask) -> None:
+    def _after_program(self, mask) -> None:  # noqa: B027 - optional hook
         """Hook for models with hidden state (pulse counters, noise state) to re-sync."""
 
     def _clip(self, g: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:

@@ -120,7 +120,8 @@ class SyntheticDevice(DeviceModel):
 
     def quantile(self, polarity, g, p):
         z = special.ndtri(np.clip(np.asarray(p, dtype=float), 1e-12, 1 - 1e-12))
-        return self.mean(polarity, g)[:, None] + self.std(polarity, g)[:, None] * z[None, :]
+        z = z if z.ndim == 2 else z[None, :]
+        return self.mean(polarity, g)[:, None] + self.std(polarity, g)[:, None] * z
 
     def cdf(self, polarity, g, x):
         g = np.asarray(g, dtype=float)

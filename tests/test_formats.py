@@ -1,0 +1,127 @@
+"""Table formats: memsim JSON, XBTorch triplets, CrossSim LUTs; export -> import round trips."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import ENODE, TIOX, XBSYN
+
+from memsim.errors import MemsimError
+from memsim.fitting import fit_binning
+from memsim.formats import (
+    load_model,
+    read_crosssim,
+    read_table,
+    read_xbtorch,
+    write_crosssim,
+    write_table,
+    write_xbtorch,
+)
+from memsim.metrics import distribution_distances
+from memsim.synthetic import load_synthetic, sample_points
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    data = sample_points(load_synthetic("asymmetric"), 4000, seed=2)
+    return {
+        ("width", "empirical"): fit_binning(data, 16, "width", "empirical"),
+        ("count", "empirical"): fit_binning(data, 16, "count", "empirical"),
+        ("count", "gaussian"): fit_binning(data, 12, "count", "gaussian"),
+    }
+
+
+def _same_tables(a, b):
+    for pol in ("set", "reset"):
+        ta, tb = a.tables[pol], b.tables[pol]
+        np.testing.assert_allclose(tb.edges, ta.edges, rtol=1e-9, atol=0)
+        np.testing.assert_allclose(tb.means, ta.means, rtol=1e-9, atol=1e-20)
+        np.testing.assert_allclose(tb.stds, ta.stds, rtol=1e-9, atol=1e-20)
+        if ta.kind == "quantile":
+            np.testing.assert_allclose(tb.quantiles, ta.quantiles, rtol=1e-9, atol=1e-20)
+
+
+@pytest.mark.parametrize("key", [("width", "empirical"), ("count", "gaussian")])
+def test_memsim_json_round_trip(fitted, key, tmp_path):
+    table = fitted[key]
+    write_table(table, tmp_path / "t.json")
+    back = read_table(tmp_path / "t.json")
+    _same_tables(table, back)
+    assert back.metadata["method"] == "binning"
+    assert json.loads((tmp_path / "t.json").read_text())["format"] == "memsim-jump-table"
+
+
+@pytest.mark.parametrize("key", [("width", "empirical"), ("count", "empirical")])
+def test_crosssim_export_import_is_exact_for_quantile_tables(fitted, key, tmp_path):
+    table = fitted[key]
+    write_crosssim(table, tmp_path, q=table.tables["set"].q)
+    back = read_crosssim(tmp_path)
+    _same_tables(table, back)  # same bins (edge pairs merged back), same quantiles
+
+
+@pytest.mark.parametrize("key", sorted([("width", "empirical"), ("count", "gaussian")]))
+def test_xbtorch_export_import_same_distribution(fitted, key, tmp_path):
+    table = fitted[key]
+    write_xbtorch(table, tmp_path / "dev")
+    back = read_xbtorch(tmp_path / "dev")
+    g = np.linspace(table.g_min, table.g_max, 97)
+    for pol in ("set", "reset"):
+        np.testing.assert_allclose(back.tables[pol].edges, table.tables[pol].edges, rtol=1e-9)
+        ks, w1, _, _ = distribution_distances(back, table, pol, g, in_range=False)
+        spread = table.std(pol, g).mean()
+        assert ks.max() < 0.02 and w1.max() < 0.02 * spread
+
+
+def test_gaussian_crosssim_export_keeps_moments(fitted, tmp_path):
+    table = fitted[("count", "gaussian")]
+    write_crosssim(table, tmp_path)
+    back = read_crosssim(tmp_path)
+    g = np.linspace(table.g_min, table.g_max, 50)
+    for pol in ("set", "reset"):
+        np.testing.assert_allclose(back.mean(pol, g), table.mean(pol, g),
+                                   atol=1e-3 * table.std(pol, g).max())
+        np.testing.assert_allclose(back.std(pol, g), table.std(pol, g), rtol=0.02)
+
+
+def test_shipped_tables_import():
+    tiox = load_model(TIOX)
+    assert tiox.g_min == pytest.approx(5e-6) and tiox.g_max == pytest.approx(30e-6)
+    assert tiox.tables["set"].n_bins == 100
+    enode = load_model(ENODE)
+    assert enode.tables["set"].n_bins == 48
+    assert np.all(enode.mean("set", np.linspace(enode.g_min, enode.g_max, 20)) > 0)
+    # the XBTorch synthetic table is the preset's truth, up to its finite-data fit
+    table, truth = load_model(XBSYN), load_synthetic("xbtorch_target")
+    g = np.linspace(truth.g_min, truth.g_max, 40)
+    for pol in ("set", "reset"):
+        np.testing.assert_allclose(table.mean(pol, g), truth.mean(pol, g), atol=0.01e-9)
+        np.testing.assert_allclose(table.std(pol, g), truth.std(pol, g), rtol=0.05)
+
+
+def test_reimport_of_a_reexported_xbtorch_table(tmp_path):
+    tiox = load_model(TIOX)
+    write_xbtorch(tiox, tmp_path / "again")
+    back = load_model(tmp_path / "again")
+    g = np.linspace(tiox.g_min, tiox.g_max, 333)
+    ks, *_ = distribution_distances(back, tiox, "set", g, in_range=False)
+    assert ks.max() < 0.02
+
+
+def test_bad_table_files(tmp_path):
+    prefix = tmp_path / "bad"
+    for pol in ("set", "reset"):
+        np.savetxt(f"{prefix}_{pol}_axis_level_G.txt", np.linspace(1, 2, 3))
+        np.savetxt(f"{prefix}_{pol}_axis_level_dG.txt", np.linspace(-1, 1, 4))
+        np.savetxt(f"{prefix}_{pol}_cdf.txt", np.tile([0.1, 0.6, 0.4, 1.0], (3, 1)))
+    with pytest.raises(MemsimError, match="CDF row decreases"):
+        read_xbtorch(prefix)
+    np.savetxt(f"{prefix}_set_cdf.txt", np.tile([0.1, 0.6, 1.0], (3, 1)))
+    with pytest.raises(MemsimError, match="expected 3 G levels x 4 dG levels"):
+        read_xbtorch(prefix)
+    with pytest.raises(MemsimError, match="no such table"):
+        load_model(tmp_path / "missing")
+    (tmp_path / "x.json").write_text('{"format": "other"}')
+    with pytest.raises(MemsimError, match="not a memsim jump table"):
+        load_model(tmp_path / "x.json")

@@ -1,0 +1,54 @@
+"""Device-level metrics: CRPS is exact, distances vanish when the model is the truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import special
+
+from memsim.formats import load_model
+from memsim.metrics import compare_models, compare_to_data, crps_gaussian, crps_quantile_rows
+from memsim.synthetic import load_synthetic, sample_points
+
+
+def test_crps_of_quantile_rows_matches_closed_forms():
+    p = np.linspace(0, 1, 4097)
+    z = special.ndtri(np.clip(p, 1e-9, 1 - 1e-9))
+    y = np.array([-2.0, -0.5, 0.0, 0.3, 3.0])
+    np.testing.assert_allclose(crps_quantile_rows(np.tile(z, (5, 1)), y),
+                               crps_gaussian(y, 0.0, 1.0), atol=1e-5)
+    # uniform on [0, 1]: CRPS(y) = E|X - y| - 1/6
+    rows = np.tile(np.linspace(0, 1, 9), (3, 1))
+    np.testing.assert_allclose(crps_quantile_rows(rows, np.array([0.0, 0.5, 2.0])),
+                               [1 / 3, 1 / 12, 4 / 3])
+    # a point mass at 1: CRPS = |y - 1|
+    np.testing.assert_allclose(crps_quantile_rows(np.ones((3, 9)), np.array([0.0, 1.0, 2.5])),
+                               [1.0, 0.0, 1.5])
+
+
+@pytest.mark.parametrize("name", ["xbtorch_target", "asymmetric"])
+def test_a_model_against_itself_has_zero_distance(name):
+    truth = load_synthetic(name)
+    for row in compare_models(truth, truth, devices=2000, pulses=50):
+        assert row["ks"] < 1e-9 and row["w1"] < 1e-20 and row["rmse_mean"] < 1e-20
+        assert row["train_mean"] < 0.015 and row["train_std"] < 0.015  # two seeds differ
+
+
+def test_table_against_itself_and_against_data():
+    tiox = load_model("device_data/xbtorch_tiox/optuna_exp_1.5V")
+    for row in compare_models(tiox, tiox, devices=300, pulses=30):
+        assert row["ks"] < 1e-9
+    data = sample_points(tiox, 20000, seed=0)
+    for row in compare_to_data(tiox, data):
+        assert row["pit_ks"] < 0.015  # calibrated: PIT values are uniform
+        assert row["ks"] < 0.1  # per-bin KS with ~1000 points per bin
+
+
+def test_data_metrics_see_a_wrong_model():
+    truth = load_synthetic("softbounds")
+    wrong = load_synthetic("asymmetric")
+    data = sample_points(truth, 5000, seed=1)
+    good = compare_to_data(truth, data)
+    bad = compare_to_data(wrong, data)
+    for g, b in zip(good, bad, strict=True):
+        assert b["crps"] > g["crps"] and b["pit_ks"] > 5 * g["pit_ks"]
