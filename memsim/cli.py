@@ -112,6 +112,38 @@ def fit_cmd(sources, method, bins, edges, stat, trials, folds, storage, n_points
     click.echo(f"wrote {len(written)} files to {out_dir}")
 
 
+@main.command("train")
+@click.argument("spec_file", type=click.Path(dir_okay=False))
+@click.option("--device", "compute", default="auto", show_default=True,
+              help="where to compute: auto, cpu or cuda")
+@click.option("--seed", type=int, help="training seed (overrides seed/seeds)")
+@click.option("--epochs", type=int)
+@click.option("--subset", type=int, help="use N training examples")
+@click.option("--out", type=click.Path(file_okay=False), help="output directory")
+@click.option("--no-progress", is_flag=True)
+@handle_errors
+def train_cmd(spec_file, compute, seed, epochs, subset, out, no_progress):
+    """Train a network with its weights on simulated devices (SPEC_FILE: a train spec)."""
+    from . import training
+    from .schema import load_yaml
+
+    raw = load_yaml(spec_file)
+    flags = {"subset": subset, "out": out, "training": {"epochs": epochs}}
+    if seed is not None:
+        raw = {k: v for k, v in raw.items() if k not in ("seed", "seeds")}
+        flags["seed"] = seed
+    spec = training.parse_train_spec(merge_flags(raw, flags), spec_file)
+    if out is not None:
+        spec.out = out
+    out_dir = spec.out or f"results/train/{spec.name}"
+    result = training.train(spec, compute, progress=not no_progress, file=spec_file)
+    training.write_train_outputs(result, out_dir)
+    summary = result.summary()
+    cols = ["name", "device", "seed", "final_test_acc", "best_test_acc", "pulses", "seconds"]
+    click.echo(summary[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    click.echo(f"wrote {out_dir}")
+
+
 @main.command("generate")
 @click.argument("model")
 @click.option("--n", "n_points", type=int, default=3000, show_default=True,
@@ -135,6 +167,47 @@ def generate_cmd(model, n_points, seed, unit, out):
     data = sample_points(load_model(model), n_points, seed)
     write_tidy_csv(data, out, unit)
     click.echo(f"wrote {data.n()} points ({n_points} per polarity, unit {unit}) to {out}")
+
+
+@main.command("bench")
+@click.argument("which", nargs=-1)
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda or auto")
+@click.option("--out", type=click.Path(dir_okay=False), help="also write the figures as CSV")
+@handle_errors
+def bench_cmd(which, device, out):
+    """Run benchmarks: sampling, optuna, training (default: all)."""
+    import pandas as pd
+
+    from . import bench
+    from .storage import write_csv
+
+    device = _pick_device(device)
+    names = list(which) or ["sampling", "optuna", "training"]
+    runs = {"sampling": lambda: bench.bench_sampling(device=device),
+            "optuna": lambda: bench.bench_optuna(),
+            "training": lambda: bench.bench_training(device=device)}
+    unknown = [n for n in names if n not in runs]
+    if unknown:
+        raise MemsimError(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(runs)}")
+    click.echo(f"machine: {bench.machine()}")
+    results = []
+    for name in names:
+        results.append(runs[name]())
+        click.echo(bench.summary(results[-1:]))
+    if out:
+        write_csv(out, pd.DataFrame(results))
+
+
+def _pick_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise MemsimError("--device cuda asked for, but no CUDA device is available")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise MemsimError(f"--device must be cpu, cuda or auto, not {device!r}")
+    return device
 
 
 @main.command("presets")

@@ -51,41 +51,49 @@ def _pool():
 
 
 class Draws:
-    """Seeded uniform draws. Large CPU draws are split in two halves, each from its own
-    generator, filled concurrently (torch's CPU generator is single-threaded). The split
-    depends only on the draw size, so results do not depend on the number of threads."""
+    """Seeded random draws for one population (or one rounding stream).
+
+    Uniforms on CPU come from numpy's PCG64, about twice as fast as torch's CPU generator
+    (writing straight into the torch buffer). Normals and all CUDA draws use torch generators;
+    large CPU normal draws are split in two halves filled concurrently, a split that depends
+    only on the size, so results never depend on the number of threads."""
 
     def __init__(self, device: torch.device, seed: int):
-        self.device = device
+        self.device = torch.device(device)
         self.gens = []
         for k in range(2):
-            gen = torch.Generator(device=device)
+            gen = torch.Generator(device=self.device)
             gen.manual_seed(int(seed) * 2 + k)
             self.gens.append(gen)
+        self.np = np.random.Generator(np.random.PCG64(int(seed)))
 
     @property
     def generator(self) -> torch.Generator:
         return self.gens[0]
 
     def uniform_(self, buf: torch.Tensor) -> torch.Tensor:
-        return self._fill(buf, "uniform_")
+        if self.device.type == "cpu" and buf.dtype in (torch.float32, torch.float64):
+            self.np.random(out=buf.numpy(), dtype=np.float32 if buf.dtype == torch.float32
+                           else np.float64)
+            return buf
+        return buf.uniform_(generator=self.gens[0])
+
+    def uniform(self, n: int, dtype=torch.float32) -> torch.Tensor:
+        return self.uniform_(torch.empty(n, dtype=dtype, device=self.device))
 
     def normal_(self, buf: torch.Tensor) -> torch.Tensor:
-        return self._fill(buf, "normal_")
-
-    def _fill(self, buf: torch.Tensor, method: str) -> torch.Tensor:
         n = buf.numel()
         if n < PARALLEL_DRAW:
-            return getattr(buf, method)(generator=self.gens[0])
+            return buf.normal_(generator=self.gens[0])
         half = n // 2
         first, second = buf[:half], buf[half:]
         if self.device.type == "cpu" and torch.get_num_threads() > 1:
-            job = _pool().submit(getattr(second, method), generator=self.gens[1])
-            getattr(first, method)(generator=self.gens[0])
+            job = _pool().submit(second.normal_, generator=self.gens[1])
+            first.normal_(generator=self.gens[0])
             job.result()
         else:
-            getattr(first, method)(generator=self.gens[0])
-            getattr(second, method)(generator=self.gens[1])
+            first.normal_(generator=self.gens[0])
+            second.normal_(generator=self.gens[1])
         return buf
 
 
@@ -140,9 +148,16 @@ class Population(ABC):
         idx = c.nonzero().squeeze(1)
         if idx.numel() == 0:
             return 0
-        n = c.index_select(0, idx)
+        return self.apply_sparse(idx, c.index_select(0, idx))
+
+    def apply_sparse(self, idx: torch.Tensor, n: torch.Tensor) -> int:
+        """Signed pulse counts ``n`` for the distinct flat device indices ``idx``."""
+        if idx.numel() == 0:
+            return 0
         mag = n.abs()
         mag, order = torch.sort(mag, descending=True)
+        if int(mag[0]) == 0:
+            return 0
         idx = idx.index_select(0, order)
         is_set = n.index_select(0, order) > 0
         per_level = torch.bincount(mag, minlength=int(mag[0]) + 1)
@@ -274,7 +289,12 @@ class TableStack:
         self.mu = torch.tensor(mu, **kw)
         self.sd = torch.tensor(sd, **kw)
         self.is_gauss = torch.tensor(is_gauss, device=self.device)
-        self.rows = None if rows is None else torch.tensor(rows.reshape(-1), **kw)
+        # neighbouring quantiles side by side as one complex number: a single gather fetches
+        # both ends of the probability cell (half the memory traffic of two gathers)
+        self.pairs = None
+        if rows is not None:
+            both = torch.tensor(np.stack([rows[:, :-1], rows[:, 1:]], axis=-1), **kw)
+            self.pairs = torch.view_as_complex(both.contiguous()).reshape(-1)
 
     def bins(self, g: torch.Tensor, t, ws: Workspace) -> torch.Tensor:
         """Global bin index (int32) of each conductance under table(s) ``t``."""
@@ -315,10 +335,11 @@ class TableStack:
             u.sub_(cell)  # position within the probability cell
             flat = ws.get("flat", n, torch.int32)
             flat.copy_(cell).clamp_(0, q - 1)
-            flat.add_(b * (q + 1) if self.has_gauss else b.mul_(q + 1))
-            torch.index_select(self.rows, 0, flat, out=out)
-            hi = torch.index_select(self.rows, 0, flat.add_(1), out=ws.get("hi", n, self.dtype))
-            out.add_(hi.sub_(out).mul_(u))
+            flat.add_(b * q if self.has_gauss else b.mul_(q))
+            pair = torch.index_select(self.pairs, 0, flat,
+                                      out=ws.get("pair", n, self.pairs.dtype))
+            ends = torch.view_as_real(pair)
+            torch.lerp(ends[:, 0], ends[:, 1], u, out=out)
             if not self.has_gauss:
                 return out
             u = (u + cell).div_(q)  # the uniform draw again, for the Gaussian bins

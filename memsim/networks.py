@@ -1,0 +1,352 @@
+"""Networks whose weights live on devices, and the update rule that programs them.
+
+Every tensor has a leading *member* dimension M: one network is M = 1, an ensemble of networks
+trained in one vectorized pass is M > 1. All weight matrices of all members form one flat
+``(M, W)`` tensor (:class:`Synapses`) so a training step programs every device in one call.
+
+Weight mapping (:class:`DeviceSynapses`):
+
+* ``pair``: w = w_max (G+ - G-) / (G_max - G_min), two devices per weight;
+* ``reference``: w = w_max (G - G_ref) / ((G_max - G_min) / 2), one device against a fixed
+  reference G_ref at mid-range.
+
+Update rule: the desired change (from SGD or Adam) becomes a signed pulse count per weight,
+n = stochastic_round(dw / dw_min) clipped to +-max_pulses, where dw_min is the weight change of
+one nominal pulse. A pair raises w by SET on G+ (policy ``set``), by RESET on G- (``reset``, as
+in the HfOx weak-RESET study), or by both, splitting the pulses (``split``). Optional refresh
+re-programs saturated pairs to the same weight with free range. Biases and BatchNorm stay
+digital.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .devices import Device
+from .errors import MemsimError
+from .populations import Draws
+
+ACTIVATIONS = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
+POLICIES = ("set", "reset", "split")
+MAPPINGS = ("pair", "reference")
+
+
+@dataclass
+class Mapping:
+    kind: str = "pair"
+    w_max: float = 1.0
+    policy: str = "split"
+    dw_min: float | None = None  # weight change per nominal pulse; None: from the device
+    max_pulses: int = 8
+    refresh_every: int = 0  # steps between saturation checks; 0 = never
+    refresh_threshold: float = 0.9  # fraction of the range that counts as saturated
+
+
+@dataclass
+class NetworkSpec:
+    kind: str = "mlp"  # mlp or bnn
+    hidden: tuple[int, ...] = (100,)
+    activation: str = "relu"
+
+    def sizes(self, n_in: int, n_out: int) -> list[int]:
+        return [n_in, *self.hidden, n_out]
+
+
+# ------------------------------------------------------------------------ synapses
+
+
+class Synapses:
+    """The weights of all layers of all members: a flat (M, W) tensor with layer views."""
+
+    def __init__(self, shapes: list[tuple[int, int]], members: int, device):
+        self.shapes = shapes
+        self.members = members
+        self.offsets = [0]
+        for fi, fo in shapes:
+            self.offsets.append(self.offsets[-1] + fi * fo)
+        self.n = self.offsets[-1]
+        self.w = torch.zeros(members, self.n, device=device, requires_grad=True)
+        self.pulses = 0
+        self.refreshes = 0
+
+    def layer(self, i: int) -> torch.Tensor:
+        fi, fo = self.shapes[i]
+        return self.w[:, self.offsets[i]:self.offsets[i + 1]].view(self.members, fi, fo)
+
+    def initialise(self, w0: torch.Tensor) -> None:
+        with torch.no_grad():
+            self.w.copy_(w0)
+
+    def update(self, dw: torch.Tensor) -> None:
+        raise NotImplementedError
+
+
+class FloatSynapses(Synapses):
+    """The float baseline: the weights are plain numbers (clipped only if ``clip`` is set)."""
+
+    def __init__(self, shapes, members, device, clip: float | None = None):
+        super().__init__(shapes, members, device)
+        self.clip = clip
+
+    def update(self, dw: torch.Tensor) -> None:
+        with torch.no_grad():
+            self.w.add_(dw)
+            if self.clip is not None:
+                self.w.clamp_(-self.clip, self.clip)
+
+
+class DeviceSynapses(Synapses):
+    """Weights stored on a population of devices and changed only by pulses."""
+
+    def __init__(self, shapes, members, device, dev: Device, mapping: Mapping, seed: int,
+                 choice=None):
+        super().__init__(shapes, members, device)
+        self.mapping = mapping
+        per_weight = 2 if mapping.kind == "pair" else 1
+        self.per_weight = per_weight
+        self.pop = dev.population((members, per_weight, self.n), device=device, seed=seed,
+                                  choice=choice)
+        lo, hi = dev.g_range()
+        self.g_lo, self.g_hi = lo, hi
+        self.span = hi - lo
+        step = dev.nominal_step()
+        if mapping.dw_min is not None:
+            self.dw_min = mapping.dw_min
+        elif mapping.kind == "pair":
+            self.dw_min = mapping.w_max * step / self.span
+        else:
+            self.dw_min = 2 * mapping.w_max * step / self.span
+        if not self.dw_min > 0:
+            raise MemsimError("the device's nominal step is zero: set mapping.dw_min")
+        self.rounding = Draws(torch.device(device), int(seed) + 1)
+        self.steps = 0
+
+    # -- mapping between weights and conductances
+    def _read(self) -> None:
+        g = self.pop.conductance()
+        with torch.no_grad():
+            if self.per_weight == 2:
+                torch.sub(g[:, 0], g[:, 1], out=self.w.data).mul_(self.mapping.w_max / self.span)
+            else:
+                mid = (self.g_lo + self.g_hi) / 2
+                self.w.data.copy_(g[:, 0]).sub_(mid).mul_(2 * self.mapping.w_max / self.span)
+
+    def _targets(self, w: torch.Tensor) -> torch.Tensor:
+        """Conductances that represent ``w`` with room for the policy's pulses."""
+        wm, lo, hi, span = self.mapping.w_max, self.g_lo, self.g_hi, self.span
+        w = w.clamp(-wm, wm)
+        if self.per_weight == 1:
+            return ((lo + hi) / 2 + w * span / (2 * wm)).unsqueeze(1)
+        pos, neg = w.clamp(min=0) * span / wm, (-w).clamp(min=0) * span / wm
+        if self.mapping.policy == "set":  # start low: SET raises either device
+            return torch.stack([lo + pos, lo + neg], dim=1)
+        if self.mapping.policy == "reset":  # start high: RESET lowers either device
+            return torch.stack([hi - neg, hi - pos], dim=1)
+        mid = (lo + hi) / 2
+        return torch.stack([mid + w * span / (2 * wm), mid - w * span / (2 * wm)], dim=1)
+
+    def initialise(self, w0: torch.Tensor) -> None:
+        self.pop.program(self._targets(w0))
+        self._read()
+
+    # -- the update rule
+    def update(self, dw: torch.Tensor) -> None:
+        mp = self.mapping
+        x = (dw / self.dw_min).reshape(-1)
+        u = self.rounding.uniform(x.numel(), x.dtype)
+        n = x.add_(u).floor_().clamp_(-mp.max_pulses, mp.max_pulses)  # stochastic rounding
+        k = n.nonzero().squeeze(1)
+        if k.numel():
+            n = n.index_select(0, k).to(torch.int32)
+            self.pulses += self._program(k, n)
+        self.steps += 1
+        if mp.refresh_every and self.steps % mp.refresh_every == 0:
+            self._refresh()
+        self._read()
+
+    def _program(self, k: torch.Tensor, n: torch.Tensor) -> int:
+        """Send the pulses for weights ``k`` (flat member*W + j) with counts ``n``."""
+        if self.per_weight == 1:
+            return self.pop.apply_sparse(k, n)
+        member = torch.div(k, self.n, rounding_mode="floor")
+        plus = k + member * self.n  # device index of G+ ; G- is W further on
+        up = n > 0
+        mag = n.abs()
+        policy = self.mapping.policy
+        if policy == "set":
+            return self.pop.apply_sparse(torch.where(up, plus, plus + self.n), mag)
+        if policy == "reset":
+            return self.pop.apply_sparse(torch.where(up, plus + self.n, plus), -mag)
+        first = (mag + 1) // 2  # split: the first device gets the odd pulse
+        second = mag - first
+        idx = torch.cat([plus, plus + self.n])
+        counts = torch.cat([torch.where(up, first, -first), torch.where(up, -second, second)])
+        return self.pop.apply_sparse(idx, counts)
+
+    def _refresh(self) -> None:
+        g = self.pop.conductance()
+        lim = self.mapping.refresh_threshold
+        if self.per_weight == 1:
+            return
+        if self.mapping.policy == "set":
+            sat = (g - self.g_lo).amax(dim=1) > lim * self.span
+        elif self.mapping.policy == "reset":
+            sat = (self.g_hi - g).amax(dim=1) > lim * self.span
+        else:
+            sat = ((g - self.g_lo).amax(dim=1) > lim * self.span) | (
+                (self.g_hi - g).amax(dim=1) > lim * self.span)
+        count = int(sat.sum())
+        if count:
+            mask = sat.unsqueeze(1).expand_as(g)
+            self.pop.program(self._targets(self.w.detach()), mask=mask)
+            self.refreshes += count
+
+
+# ------------------------------------------------------------------------ networks
+
+
+def _sign(x: torch.Tensor) -> torch.Tensor:
+    """sign with sign(0) = +1 and the straight-through (hardtanh) gradient."""
+    hard = x.clamp(-1, 1)
+    return hard + (torch.where(x >= 0, 1.0, -1.0) - hard).detach()
+
+
+class Network:
+    """An MLP or a binarized network (BNN) for M members at once."""
+
+    def __init__(self, spec: NetworkSpec, n_in: int, n_out: int, synapses_factory,
+                 members: int, device, seeds: list[int], init_scale: float = 1.0):
+        if spec.kind not in ("mlp", "bnn"):
+            raise MemsimError(f"unknown network kind {spec.kind!r}; use mlp or bnn")
+        if spec.kind == "mlp" and spec.activation not in ACTIVATIONS:
+            raise MemsimError(f"unknown activation {spec.activation!r}")
+        self.spec = spec
+        self.members = members
+        self.sizes = spec.sizes(n_in, n_out)
+        shapes = list(zip(self.sizes[:-1], self.sizes[1:], strict=True))
+        self.syn: Synapses = synapses_factory(shapes)
+        self.digital: list[torch.Tensor] = []
+        self.biases: list[torch.Tensor] = []
+        self.bn: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.running: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for fo in self.sizes[1:]:
+            if spec.kind == "mlp":
+                b = torch.zeros(members, 1, fo, device=device, requires_grad=True)
+                self.biases.append(b)
+                self.digital.append(b)
+            else:
+                gamma = torch.ones(members, 1, fo, device=device, requires_grad=True)
+                beta = torch.zeros(members, 1, fo, device=device, requires_grad=True)
+                self.bn.append((gamma, beta))
+                self.digital += [gamma, beta]
+                self.running.append((torch.zeros(members, 1, fo, device=device),
+                                     torch.ones(members, 1, fo, device=device)))
+        self.syn.initialise(self.initial_weights(seeds, init_scale, device))
+        self.training = True
+
+    def initial_weights(self, seeds, scale, device) -> torch.Tensor:
+        """Uniform(+-scale/sqrt(fan_in)) per layer (PyTorch's Linear default), one seeded
+        generator per member: a member's start does not depend on the ensemble around it."""
+        parts = []
+        for seed in seeds:
+            gen = torch.Generator().manual_seed(int(seed))
+            layers = []
+            for fi, fo in zip(self.sizes[:-1], self.sizes[1:], strict=True):
+                bound = scale / math.sqrt(fi)
+                layers.append((torch.rand(fi * fo, generator=gen) * 2 - 1) * bound)
+            parts.append(torch.cat(layers))
+        return torch.stack(parts).to(device)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.syn.w, *self.digital]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (M, B, n_in) -> logits (M, B, n_out)."""
+        last = len(self.sizes) - 2
+        h = x
+        for i in range(last + 1):
+            w = self.syn.layer(i)
+            if self.spec.kind == "mlp":
+                h = torch.baddbmm(self.biases[i], h, w)
+                if i < last:
+                    h = ACTIVATIONS[self.spec.activation](h)
+            else:
+                h = torch.bmm(h if i == 0 else h, _sign(w))
+                h = self._batchnorm(i, h)
+                if i < last:
+                    h = _sign(h)
+        return h
+
+    def _batchnorm(self, i, h, eps=1e-5, momentum=0.1):
+        gamma, beta = self.bn[i]
+        rmean, rvar = self.running[i]
+        if self.training:
+            mean = h.mean(dim=1, keepdim=True)
+            var = h.var(dim=1, unbiased=False, keepdim=True)
+            with torch.no_grad():
+                rmean.lerp_(mean, momentum)
+                rvar.lerp_(var, momentum)
+        else:
+            mean, var = rmean, rvar
+        return (h - mean) * torch.rsqrt(var + eps) * gamma + beta
+
+    def member_losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Each member's mean cross-entropy on its own batch: (M,). Their sum is the training
+        objective, so members never share a gradient."""
+        logits = self.forward(x)
+        return F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(dim=1)
+
+    @torch.no_grad()
+    def accuracy(self, x: torch.Tensor, y: torch.Tensor, chunk: int = 2500) -> torch.Tensor:
+        """Test accuracy per member (same inputs for every member)."""
+        self.training = False
+        correct = torch.zeros(self.members, device=x.device, dtype=torch.float64)
+        for s in range(0, len(x), chunk):
+            xb = x[s:s + chunk].unsqueeze(0).expand(self.members, -1, -1)
+            pred = self.forward(xb).argmax(dim=2)
+            correct += (pred == y[s:s + chunk].unsqueeze(0)).sum(dim=1)
+        self.training = True
+        return correct / len(x)
+
+
+# ------------------------------------------------------------------------ optimizers
+
+
+class Optimizer:
+    """SGD or Adam that *proposes* weight changes: digital parameters take them directly,
+    synapses receive them as the desired update for the device rule."""
+
+    def __init__(self, net: Network, kind: str = "sgd", lr: float = 0.1,
+                 betas=(0.9, 0.999), eps: float = 1e-8):
+        if kind not in ("sgd", "adam"):
+            raise MemsimError(f"unknown optimizer {kind!r}; use sgd or adam")
+        self.net, self.kind, self.lr, self.betas, self.eps = net, kind, lr, betas, eps
+        self.t = 0
+        self.state = [None for _ in net.parameters()]
+
+    def step(self, grads: list[torch.Tensor]) -> None:
+        self.t += 1
+        params = self.net.parameters()
+        with torch.no_grad():
+            for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+                delta = self._delta(i, g)
+                if p is self.net.syn.w:
+                    self.net.syn.update(delta)
+                else:
+                    p.add_(delta)
+
+    def _delta(self, i: int, g: torch.Tensor) -> torch.Tensor:
+        if self.kind == "sgd":
+            return g.mul(-self.lr)
+        if self.state[i] is None:
+            self.state[i] = (torch.zeros_like(g), torch.zeros_like(g))
+        m, v = self.state[i]
+        b1, b2 = self.betas
+        m.lerp_(g, 1 - b1)
+        v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        corr1, corr2 = 1 - b1**self.t, 1 - b2**self.t
+        return m.div(v.div(corr2).sqrt_().add_(self.eps)).mul_(-self.lr / corr1)

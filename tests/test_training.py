@@ -1,0 +1,128 @@
+"""Device-in-the-loop training on MNIST subsets: devices behave as devices should."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import TIOX, run_cli
+
+from memsim.datasets import load_dataset
+from memsim.training import Trainer, parse_train_spec, prepare
+
+BASE = {"network": {"kind": "mlp", "hidden": [64]}, "subset": 5000, "seed": 3,
+        "training": {"epochs": 2, "batch": 64, "lr": 0.1}}
+
+
+def _run(extra: dict, compute: str = "cpu"):
+    spec = parse_train_spec({**BASE, **extra})
+    return Trainer(spec, prepare(spec, compute), compute).run(progress=False)
+
+
+def _final(history):
+    return history[history["epoch"] == history["epoch"].max()]["test_acc"].to_numpy()
+
+
+def test_mnist_is_the_original_split():
+    data = load_dataset("mnist")
+    assert data.x_train.shape == (60000, 784) and data.x_test.shape == (10000, 784)
+    assert data.y_train[:5].tolist() == [5, 0, 4, 1, 9]
+    assert data.y_test[:5].tolist() == [7, 2, 1, 0, 4]
+    assert float(data.x_train.min()) >= 0.0 and float(data.x_train.max()) < 1.0
+
+
+@pytest.fixture(scope="module")
+def float_acc():
+    return _final(_run({"device": "float"}))[0]
+
+
+def test_ideal_fine_step_device_matches_float(float_acc):
+    ideal = _final(_run({"device": {"kind": "ideal", "levels": 4000},
+                         "mapping": {"max_pulses": 32}}))[0]
+    assert abs(ideal - float_acc) < 0.01
+    assert float_acc > 0.8
+
+
+def test_coarse_noisy_device_is_measurably_worse(float_acc):
+    coarse = _final(_run({"device": {"kind": "neurosim", "levels": 20, "c2c": 0.05,
+                                     "nonlinearity_set": 3, "nonlinearity_reset": 3}}))[0]
+    assert coarse < float_acc - 0.03
+
+
+def test_table_device_trains_and_counts_pulses():
+    h = _run({"device": {"kind": "table", "path": str(TIOX)}})
+    assert _final(h)[0] > 0.4
+    assert h["pulses"].iloc[-1] > 1000
+
+
+def test_bnn_trains_well_above_chance():
+    h = _run({"network": {"kind": "bnn", "hidden": [256]}, "device": "float",
+              "training": {"epochs": 2, "batch": 100, "optimizer": "adam", "lr": 0.005}})
+    assert _final(h)[0] > 0.75
+    hd = _run({"network": {"kind": "bnn", "hidden": [256]},
+               "device": {"kind": "table", "path": str(TIOX)},
+               "mapping": {"policy": "reset", "refresh_every": 20},
+               "training": {"epochs": 1, "batch": 100, "optimizer": "adam", "lr": 0.005}})
+    assert _final(hd)[0] > 0.6
+
+
+def test_same_seed_same_numbers_and_seeds_differ():
+    dev = {"device": {"kind": "table", "path": str(TIOX)},
+           "training": {"epochs": 1, "batch": 64, "lr": 0.1}}
+    a, b = _run(dev), _run(dev)
+    assert a["test_acc"].tolist() == b["test_acc"].tolist()
+    assert a["pulses"].tolist() == b["pulses"].tolist()
+    c = _run({**dev, "seed": 4})
+    assert c["test_acc"].tolist() != a["test_acc"].tolist()
+
+
+def test_ensemble_members_start_like_single_runs():
+    spec = parse_train_spec({**BASE, "device": "float", "seeds": [3, 5]})
+    data = prepare(spec)
+    ens = Trainer(spec, data)
+    single = Trainer(parse_train_spec({**BASE, "device": "float", "seed": 5}), data)
+    assert torch.equal(ens.net.syn.w[1], single.net.syn.w[0])
+    h_ens = ens.run(1, progress=False)
+    h_one = single.run(1, progress=False)
+    member = h_ens[h_ens["seed"] == 5]["test_acc"].iloc[0]
+    assert member == pytest.approx(h_one["test_acc"].iloc[0], abs=0.002)
+
+
+@pytest.mark.cuda
+def test_cuda_training_runs():
+    h = _run({"device": {"kind": "table", "path": str(TIOX)},
+              "training": {"epochs": 1, "batch": 64, "lr": 0.1}}, compute="cuda")
+    assert _final(h)[0] > 0.3
+
+
+def test_train_cli_writes_outputs(runner, tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"name: t\nnetwork: {{hidden: [32]}}\ndevice: {{kind: table, path: {TIOX}}}\n"
+                    "training: {epochs: 3}\n")
+    out = tmp_path / "out"
+    result = run_cli(runner, ["train", spec, "--epochs", "1", "--subset", "2000",
+                              "--out", out, "--no-progress", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    for name in ("history.csv", "summary.csv", "spec.yaml", "accuracy.png"):
+        assert (out / name).exists()
+    assert "table:optuna_exp_1.5V" in result.output
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("device: {kind: memristor}\n", "key 'device.kind': must be one of"),
+    ("device: {kind: table, path: nowhere/table.json}\n", "file not found"),
+    ("device: missing_table_prefix\n", "no such table file"),
+    ("network: {sizes: [785, 100, 10]}\n", "input size 785 does not fit mnist"),
+    ("network: {sizes: [784, 100, 7]}\n", "output size 7 does not fit mnist"),
+    ("training: {lr: -0.1}\n", "key 'training.lr': must be positive"),
+    ("training: {epoch: 3}\n", "unknown key (did you mean 'epochs'?)"),
+    ("network: {kind: cnn}\n", "key 'network.kind': must be one of"),
+    ("mapping: {policy: sideways}\n", "key 'mapping.policy'"),
+])
+def test_bad_train_specs_fail_before_training(runner, tmp_path, body, expected):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(body)
+    result = run_cli(runner, ["train", spec, "--out", tmp_path / "o", "--no-progress"])
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip()
+    assert "\n" not in line and expected in line, line
+    assert not (tmp_path / "o").exists()
