@@ -125,3 +125,33 @@ def bench_training(table: str = "device_data/xbtorch_tiox/optuna_exp_1.5V", repe
     return {"benchmark": "training", "device": device, "float_epoch_s": tf,
             "table_epoch_s": td, "ratio": td / tf, "pulses_per_s": float(np.median(pulses)),
             "table_acc_after_epochs": acc, "epochs_each": repeats}
+
+
+def bench_ensemble(table: str = "device_data/xbtorch_tiox/optuna_exp_1.5V", members: int = 8,
+                   device: str = "cpu", subset: int | None = None) -> dict:
+    """K networks (784-100-10 MLP on a jump table, one MNIST epoch) trained in one batched
+    pass against the same K trained one after the other, in the same process."""
+    from .training import Trainer, parse_train_spec, prepare
+
+    base = {"network": {"kind": "mlp", "hidden": [100]}, "subset": subset,
+            "device": {"kind": "table", "path": table},
+            "training": {"epochs": 1, "batch": 64, "lr": 0.1}}
+    batched = parse_train_spec({**base, "seeds": list(range(members))})
+    data = prepare(batched, device)
+    _sync(device)
+    t0 = time.perf_counter()
+    hb = Trainer(batched, data, device).run(progress=False)
+    _sync(device)
+    t_batched = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    single_acc = []
+    for seed in range(members):
+        spec = parse_train_spec({**base, "seed": seed})
+        single_acc.append(float(Trainer(spec, data, device).run(progress=False)
+                                ["test_acc"].iloc[-1]))
+    _sync(device)
+    t_seq = time.perf_counter() - t0
+    return {"benchmark": "ensemble", "device": device, "members": members,
+            "batched_s": t_batched, "sequential_s": t_seq, "speedup": t_seq / t_batched,
+            "batched_mean_acc": float(hb["test_acc"].mean()),
+            "sequential_mean_acc": float(np.mean(single_acc))}

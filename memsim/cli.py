@@ -175,17 +175,18 @@ def generate_cmd(model, n_points, seed, unit, out):
 @click.option("--out", type=click.Path(dir_okay=False), help="also write the figures as CSV")
 @handle_errors
 def bench_cmd(which, device, out):
-    """Run benchmarks: sampling, optuna, training (default: all)."""
+    """Run benchmarks: sampling, optuna, training, ensemble (default: all)."""
     import pandas as pd
 
     from . import bench
     from .storage import write_csv
 
     device = _pick_device(device)
-    names = list(which) or ["sampling", "optuna", "training"]
+    names = list(which) or ["sampling", "optuna", "training", "ensemble"]
     runs = {"sampling": lambda: bench.bench_sampling(device=device),
             "optuna": lambda: bench.bench_optuna(),
-            "training": lambda: bench.bench_training(device=device)}
+            "training": lambda: bench.bench_training(device=device),
+            "ensemble": lambda: bench.bench_ensemble(device=device)}
     unknown = [n for n in names if n not in runs]
     if unknown:
         raise MemsimError(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(runs)}")

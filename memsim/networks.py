@@ -60,26 +60,43 @@ class NetworkSpec:
 
 
 class Synapses:
-    """The weights of all layers of all members: a flat (M, W) tensor with layer views."""
+    """The weights of all layers of all members in one flat tensor, layer-major: layer l is a
+    contiguous block (M, fan_in, fan_out), so layer views need no copy and a training step
+    programs every weight of every member in one call."""
 
     def __init__(self, shapes: list[tuple[int, int]], members: int, device):
         self.shapes = shapes
         self.members = members
         self.offsets = [0]
         for fi, fo in shapes:
-            self.offsets.append(self.offsets[-1] + fi * fo)
-        self.n = self.offsets[-1]
-        self.w = torch.zeros(members, self.n, device=device, requires_grad=True)
+            self.offsets.append(self.offsets[-1] + members * fi * fo)
+        self.size = self.offsets[-1]  # M * W
+        self.flat = torch.zeros(self.size, device=device)
         self.pulses = 0
         self.refreshes = 0
 
     def layer(self, i: int) -> torch.Tensor:
         fi, fo = self.shapes[i]
-        return self.w[:, self.offsets[i]:self.offsets[i + 1]].view(self.members, fi, fo)
+        return self.flat[self.offsets[i]:self.offsets[i + 1]].view(self.members, fi, fo)
+
+    def leaves(self) -> list[torch.Tensor]:
+        """Per-layer views of the current weights as autograd leaves (fresh each step, sharing
+        storage: gradients come per layer with no zero-filled flat gradient to assemble)."""
+        return [self.layer(i).detach().requires_grad_(True) for i in range(len(self.shapes))]
+
+    def flat_grad(self, grads: list[torch.Tensor]) -> torch.Tensor:
+        if not hasattr(self, "_grad"):
+            self._grad = torch.empty_like(self.flat)
+        return torch.cat([g.reshape(-1) for g in grads], out=self._grad)
+
+    def member_of(self) -> torch.Tensor:
+        """The member index of every flat weight."""
+        parts = [torch.arange(self.members, device=self.flat.device).repeat_interleave(fi * fo)
+                 for fi, fo in self.shapes]
+        return torch.cat(parts)
 
     def initialise(self, w0: torch.Tensor) -> None:
-        with torch.no_grad():
-            self.w.copy_(w0)
+        self.flat.copy_(w0)
 
     def update(self, dw: torch.Tensor) -> None:
         raise NotImplementedError
@@ -93,27 +110,33 @@ class FloatSynapses(Synapses):
         self.clip = clip
 
     def update(self, dw: torch.Tensor) -> None:
-        with torch.no_grad():
-            self.w.add_(dw)
-            if self.clip is not None:
-                self.w.clamp_(-self.clip, self.clip)
+        self.flat.add_(dw)
+        if self.clip is not None:
+            self.flat.clamp_(-self.clip, self.clip)
 
 
 class DeviceSynapses(Synapses):
-    """Weights stored on a population of devices and changed only by pulses."""
+    """Weights stored on a population of devices and changed only by pulses.
+
+    Devices are laid out (role, weight): for a pair, device k is G+ of flat weight k and
+    device k + M*W its G-."""
 
     def __init__(self, shapes, members, device, dev: Device, mapping: Mapping, seed: int,
-                 choice=None):
+                 member_choice=None):
         super().__init__(shapes, members, device)
         self.mapping = mapping
         per_weight = 2 if mapping.kind == "pair" else 1
         self.per_weight = per_weight
-        self.pop = dev.population((members, per_weight, self.n), device=device, seed=seed,
+        choice = None
+        if member_choice is not None:  # the device model of each member
+            mc = torch.as_tensor(member_choice, device=device)
+            choice = mc[self.member_of()].repeat(per_weight)
+        self.pop = dev.population((per_weight, self.size), device=device, seed=seed,
                                   choice=choice)
         lo, hi = dev.g_range()
         self.g_lo, self.g_hi = lo, hi
         self.span = hi - lo
-        step = dev.nominal_step()
+        step = dev.nominal_step() if mapping.dw_min is None else None
         if mapping.dw_min is not None:
             self.dw_min = mapping.dw_min
         elif mapping.kind == "pair":
@@ -126,28 +149,36 @@ class DeviceSynapses(Synapses):
         self.steps = 0
 
     # -- mapping between weights and conductances
-    def _read(self) -> None:
-        g = self.pop.conductance()
-        with torch.no_grad():
+    def _read(self, k: torch.Tensor | None = None) -> None:
+        """Weights from conductances: all of them, or only the flat weight indices ``k``."""
+        scale = self.mapping.w_max / self.span
+        mid = (self.g_lo + self.g_hi) / 2
+        g = self.pop.g
+        if k is None:
             if self.per_weight == 2:
-                torch.sub(g[:, 0], g[:, 1], out=self.w.data).mul_(self.mapping.w_max / self.span)
+                torch.sub(g[:self.size], g[self.size:], out=self.flat).mul_(scale)
             else:
-                mid = (self.g_lo + self.g_hi) / 2
-                self.w.data.copy_(g[:, 0]).sub_(mid).mul_(2 * self.mapping.w_max / self.span)
+                self.flat.copy_(g).sub_(mid).mul_(2 * scale)
+            return
+        if self.per_weight == 2:
+            new = (g.index_select(0, k) - g.index_select(0, k + self.size)).mul_(scale)
+        else:
+            new = (g.index_select(0, k) - mid).mul_(2 * scale)
+        self.flat.index_copy_(0, k, new)
 
     def _targets(self, w: torch.Tensor) -> torch.Tensor:
-        """Conductances that represent ``w`` with room for the policy's pulses."""
+        """Conductances (per_weight, M*W) that represent ``w`` with room for the policy."""
         wm, lo, hi, span = self.mapping.w_max, self.g_lo, self.g_hi, self.span
         w = w.clamp(-wm, wm)
         if self.per_weight == 1:
-            return ((lo + hi) / 2 + w * span / (2 * wm)).unsqueeze(1)
+            return ((lo + hi) / 2 + w * span / (2 * wm)).unsqueeze(0)
         pos, neg = w.clamp(min=0) * span / wm, (-w).clamp(min=0) * span / wm
         if self.mapping.policy == "set":  # start low: SET raises either device
-            return torch.stack([lo + pos, lo + neg], dim=1)
+            return torch.stack([lo + pos, lo + neg])
         if self.mapping.policy == "reset":  # start high: RESET lowers either device
-            return torch.stack([hi - neg, hi - pos], dim=1)
+            return torch.stack([hi - neg, hi - pos])
         mid = (lo + hi) / 2
-        return torch.stack([mid + w * span / (2 * wm), mid - w * span / (2 * wm)], dim=1)
+        return torch.stack([mid + w * span / (2 * wm), mid - w * span / (2 * wm)])
 
     def initialise(self, w0: torch.Tensor) -> None:
         self.pop.program(self._targets(w0))
@@ -156,54 +187,52 @@ class DeviceSynapses(Synapses):
     # -- the update rule
     def update(self, dw: torch.Tensor) -> None:
         mp = self.mapping
-        x = (dw / self.dw_min).reshape(-1)
-        u = self.rounding.uniform(x.numel(), x.dtype)
-        n = x.add_(u).floor_().clamp_(-mp.max_pulses, mp.max_pulses)  # stochastic rounding
+        u = self.rounding.rounding_uniform(dw.numel())
+        # stochastic rounding of dw / dw_min: n = floor(dw / dw_min + u)
+        n = torch.add(u, dw, alpha=1 / self.dw_min)
+        n = n.floor_().clamp_(-mp.max_pulses, mp.max_pulses).to(torch.int8)  # int8: cheap scan
         k = n.nonzero().squeeze(1)
         if k.numel():
-            n = n.index_select(0, k).to(torch.int32)
-            self.pulses += self._program(k, n)
+            self.pulses += self._program(k, n.index_select(0, k).to(torch.int32))
+            self._read(k)
         self.steps += 1
         if mp.refresh_every and self.steps % mp.refresh_every == 0:
             self._refresh()
-        self._read()
 
     def _program(self, k: torch.Tensor, n: torch.Tensor) -> int:
-        """Send the pulses for weights ``k`` (flat member*W + j) with counts ``n``."""
+        """Send the pulses for flat weights ``k`` with signed counts ``n``."""
         if self.per_weight == 1:
             return self.pop.apply_sparse(k, n)
-        member = torch.div(k, self.n, rounding_mode="floor")
-        plus = k + member * self.n  # device index of G+ ; G- is W further on
         up = n > 0
         mag = n.abs()
+        minus = k + self.size
         policy = self.mapping.policy
         if policy == "set":
-            return self.pop.apply_sparse(torch.where(up, plus, plus + self.n), mag)
+            return self.pop.apply_sparse(torch.where(up, k, minus), mag)
         if policy == "reset":
-            return self.pop.apply_sparse(torch.where(up, plus + self.n, plus), -mag)
-        first = (mag + 1) // 2  # split: the first device gets the odd pulse
+            return self.pop.apply_sparse(torch.where(up, minus, k), -mag)
+        first = (mag + 1) // 2  # split: G+ gets the odd pulse
         second = mag - first
-        idx = torch.cat([plus, plus + self.n])
+        idx = torch.cat([k, minus])
         counts = torch.cat([torch.where(up, first, -first), torch.where(up, -second, second)])
         return self.pop.apply_sparse(idx, counts)
 
     def _refresh(self) -> None:
-        g = self.pop.conductance()
-        lim = self.mapping.refresh_threshold
         if self.per_weight == 1:
             return
+        g = self.pop.g.view(2, self.size)
+        lim = self.mapping.refresh_threshold * self.span
         if self.mapping.policy == "set":
-            sat = (g - self.g_lo).amax(dim=1) > lim * self.span
+            sat = (g - self.g_lo).amax(dim=0) > lim
         elif self.mapping.policy == "reset":
-            sat = (self.g_hi - g).amax(dim=1) > lim * self.span
+            sat = (self.g_hi - g).amax(dim=0) > lim
         else:
-            sat = ((g - self.g_lo).amax(dim=1) > lim * self.span) | (
-                (self.g_hi - g).amax(dim=1) > lim * self.span)
+            sat = ((g - self.g_lo).amax(dim=0) > lim) | ((self.g_hi - g).amax(dim=0) > lim)
         count = int(sat.sum())
         if count:
-            mask = sat.unsqueeze(1).expand_as(g)
-            self.pop.program(self._targets(self.w.detach()), mask=mask)
+            self.pop.program(self._targets(self.flat), mask=sat.expand(2, -1))
             self.refreshes += count
+            self._read()
 
 
 # ------------------------------------------------------------------------ networks
@@ -250,26 +279,27 @@ class Network:
 
     def initial_weights(self, seeds, scale, device) -> torch.Tensor:
         """Uniform(+-scale/sqrt(fan_in)) per layer (PyTorch's Linear default), one seeded
-        generator per member: a member's start does not depend on the ensemble around it."""
-        parts = []
+        generator per member: a member's start does not depend on the ensemble around it.
+        Returned in the synapses' flat layer-major layout."""
+        per_member = []
         for seed in seeds:
             gen = torch.Generator().manual_seed(int(seed))
             layers = []
             for fi, fo in zip(self.sizes[:-1], self.sizes[1:], strict=True):
                 bound = scale / math.sqrt(fi)
                 layers.append((torch.rand(fi * fo, generator=gen) * 2 - 1) * bound)
-            parts.append(torch.cat(layers))
-        return torch.stack(parts).to(device)
+            per_member.append(layers)
+        blocks = [torch.stack([layers[i] for layers in per_member]).reshape(-1)
+                  for i in range(len(self.sizes) - 1)]
+        return torch.cat(blocks).to(device)
 
-    def parameters(self) -> list[torch.Tensor]:
-        return [self.syn.w, *self.digital]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (M, B, n_in) -> logits (M, B, n_out)."""
+    def forward(self, x: torch.Tensor, weights: list[torch.Tensor] | None = None
+                ) -> torch.Tensor:
+        """x: (M, B, n_in) -> logits (M, B, n_out); ``weights`` default to the synapses'."""
         last = len(self.sizes) - 2
         h = x
         for i in range(last + 1):
-            w = self.syn.layer(i)
+            w = self.syn.layer(i) if weights is None else weights[i]
             if self.spec.kind == "mlp":
                 h = torch.baddbmm(self.biases[i], h, w)
                 if i < last:
@@ -294,11 +324,20 @@ class Network:
             mean, var = rmean, rvar
         return (h - mean) * torch.rsqrt(var + eps) * gamma + beta
 
-    def member_losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def member_losses(self, x: torch.Tensor, y: torch.Tensor,
+                      weights: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Each member's mean cross-entropy on its own batch: (M,). Their sum is the training
         objective, so members never share a gradient."""
-        logits = self.forward(x)
+        logits = self.forward(x, weights)
         return F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(dim=1)
+
+    def gradients(self, x: torch.Tensor, y: torch.Tensor):
+        """(per-member losses, flat weight gradient, gradients of the digital parameters)."""
+        leaves = self.syn.leaves()
+        losses = self.member_losses(x, y, leaves)
+        grads = torch.autograd.grad(losses.sum(), [*leaves, *self.digital])
+        n = len(leaves)
+        return losses.detach(), self.syn.flat_grad(grads[:n]), list(grads[n:])
 
     @torch.no_grad()
     def accuracy(self, x: torch.Tensor, y: torch.Tensor, chunk: int = 2500) -> torch.Tensor:
@@ -326,25 +365,21 @@ class Optimizer:
             raise MemsimError(f"unknown optimizer {kind!r}; use sgd or adam")
         self.net, self.kind, self.lr, self.betas, self.eps = net, kind, lr, betas, eps
         self.t = 0
-        self.state = [None for _ in net.parameters()]
+        self.state: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def step(self, grads: list[torch.Tensor]) -> None:
+    @torch.no_grad()
+    def step(self, weight_grad: torch.Tensor, digital_grads: list[torch.Tensor]) -> None:
         self.t += 1
-        params = self.net.parameters()
-        with torch.no_grad():
-            for i, (p, g) in enumerate(zip(params, grads, strict=True)):
-                delta = self._delta(i, g)
-                if p is self.net.syn.w:
-                    self.net.syn.update(delta)
-                else:
-                    p.add_(delta)
+        self.net.syn.update(self._delta(-1, weight_grad))
+        for i, (p, g) in enumerate(zip(self.net.digital, digital_grads, strict=True)):
+            p.add_(self._delta(i, g))
 
-    def _delta(self, i: int, g: torch.Tensor) -> torch.Tensor:
+    def _delta(self, key: int, g: torch.Tensor) -> torch.Tensor:
         if self.kind == "sgd":
-            return g.mul(-self.lr)
-        if self.state[i] is None:
-            self.state[i] = (torch.zeros_like(g), torch.zeros_like(g))
-        m, v = self.state[i]
+            return g.mul_(-self.lr)  # gradients are fresh each step: reuse their memory
+        if key not in self.state:
+            self.state[key] = (torch.zeros_like(g), torch.zeros_like(g))
+        m, v = self.state[key]
         b1, b2 = self.betas
         m.lerp_(g, 1 - b1)
         v.mul_(b2).addcmul_(g, g, value=1 - b2)

@@ -107,7 +107,8 @@ def parse_train_spec(data: dict, file=None) -> TrainSpec:
         w_max=mp.take("w_max", float, 1.0, **positive),
         policy=mp.take("policy", str, "split", choices=POLICIES),
         dw_min=mp.take("dw_min", float, None, **positive),
-        max_pulses=mp.take("max_pulses", int, 8, **positive),
+        max_pulses=mp.take("max_pulses", int, 8, check=lambda v: 1 <= v <= 127,
+                            check_msg="must be in 1..127"),
         refresh_every=mp.take("refresh_every", int, 0, check=lambda v: v >= 0,
                               check_msg="must be >= 0"),
         refresh_threshold=mp.take("refresh_threshold", float, 0.9,
@@ -189,13 +190,8 @@ class Trainer:
             factory = lambda shapes: FloatSynapses(shapes, members, compute, clip)  # noqa: E731
         else:
             def factory(shapes):
-                ch = None
-                if choice is not None:
-                    n = sum(a * b for a, b in shapes)
-                    per = 2 if spec.mapping.kind == "pair" else 1
-                    ch = torch.as_tensor(choice).view(members, 1, 1).expand(members, per, n)
                 return DeviceSynapses(shapes, members, compute, self.device, spec.mapping,
-                                      pop_seed, choice=ch)
+                                      pop_seed, member_choice=choice)
         self.net = Network(spec.network, data.n_features, data.n_classes, factory, members,
                            compute, self.seeds, spec.training.init_scale)
         self.opt = Optimizer(self.net, spec.training.optimizer, spec.training.lr)
@@ -214,7 +210,6 @@ class Trainer:
         n = len(self.data.x_train)
         steps = (n + tr.batch - 1) // tr.batch
         rows = []
-        params = self.net.parameters()
         t0 = time.perf_counter()
         bar = tqdm(total=epochs * steps, desc=self.spec.name, disable=not progress or None,
                    leave=False, unit="step")
@@ -225,11 +220,12 @@ class Trainer:
             loss_sum = torch.zeros(len(self.seeds), device=self.compute)
             for s in range(steps):
                 idx = order[:, s * tr.batch:(s + 1) * tr.batch]
-                x, y = self.data.x_train[idx], self.data.y_train[idx]
-                losses = self.net.member_losses(x, y)
-                grads = torch.autograd.grad(losses.sum(), params)
-                self.opt.step(grads)
-                loss_sum += losses.detach()
+                flat = idx.reshape(-1)
+                x = self.data.x_train.index_select(0, flat).view(*idx.shape, -1)
+                y = self.data.y_train.index_select(0, flat).view(idx.shape)
+                losses, weight_grad, digital_grads = self.net.gradients(x, y)
+                self.opt.step(weight_grad, digital_grads)
+                loss_sum += losses
                 bar.update(1)
             acc = self.net.accuracy(self.data.x_test, self.data.y_test).cpu().numpy()
             loss = (loss_sum / steps).cpu().numpy()

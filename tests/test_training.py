@@ -80,7 +80,8 @@ def test_ensemble_members_start_like_single_runs():
     data = prepare(spec)
     ens = Trainer(spec, data)
     single = Trainer(parse_train_spec({**BASE, "device": "float", "seed": 5}), data)
-    assert torch.equal(ens.net.syn.w[1], single.net.syn.w[0])
+    for layer in range(2):
+        assert torch.equal(ens.net.syn.layer(layer)[1], single.net.syn.layer(layer)[0])
     h_ens = ens.run(1, progress=False)
     h_one = single.run(1, progress=False)
     member = h_ens[h_ens["seed"] == 5]["test_acc"].iloc[0]
