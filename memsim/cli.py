@@ -144,6 +144,58 @@ def train_cmd(spec_file, compute, seed, epochs, subset, out, no_progress):
     click.echo(f"wrote {out_dir}")
 
 
+def _int_list(text: str | None, flag: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise MemsimError(f"{flag} must be a comma-separated list of integers, not {text!r}")\
+            from None
+
+
+@main.command("bias-sweep")
+@click.argument("spec_file", type=click.Path(dir_okay=False))
+@click.option("--epochs", type=int)
+@click.option("--subset", type=int, help="use N training examples")
+@click.option("--seeds", type=int, help="number of training seeds (0..K-1)")
+@click.option("--data-seeds", type=int, help="number of data seeds (0..K-1)")
+@click.option("--n", "sizes", help="dataset sizes, e.g. 100,1000,10000")
+@click.option("--truth", "truths", multiple=True,
+              help="truth device (table file, preset, device YAML); replaces the spec's")
+@click.option("--jobs", type=int, help="processes for fits and training batches")
+@click.option("--ensemble", type=int, help="networks per batched pass")
+@click.option("--device", "compute", default="auto", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False))
+@click.option("--no-progress", is_flag=True)
+@handle_errors
+def bias_sweep_cmd(spec_file, epochs, subset, seeds, data_seeds, sizes, truths, jobs, ensemble,
+                   compute, out, no_progress):
+    """Modeling bias of fitted device models over truths, N, methods and seeds.
+
+    Resumable: rerunning the same command skips every finished fit and training batch.
+    """
+    from . import sweep
+    from .schema import load_yaml
+    from .training import pick_device
+
+    raw = load_yaml(spec_file)
+    flags = {"subset": subset, "out": out, "jobs": jobs, "ensemble": ensemble,
+             "n": _int_list(sizes, "--n"), "training": {"epochs": epochs},
+             "train_seeds": list(range(seeds)) if seeds else None,
+             "data_seeds": list(range(data_seeds)) if data_seeds else None,
+             "truths": [str(Path(t).resolve()) if Path(t).exists() else t for t in truths]
+             or None}
+    spec = sweep.parse_sweep_spec(merge_flags(raw, flags), spec_file)
+    if out is not None:
+        spec.out = out
+    compute = pick_device(compute)
+    result = sweep.run_sweep(spec, spec_file, compute, progress=not no_progress,
+                             log=lambda msg: click.echo(msg, err=True))
+    click.echo((result / "bias.md").read_text())
+    click.echo(f"wrote {result}")
+
+
 @main.command("generate")
 @click.argument("model")
 @click.option("--n", "n_points", type=int, default=3000, show_default=True,

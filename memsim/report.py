@@ -1,0 +1,237 @@
+"""Tables, statistics and figures of a bias sweep.
+
+* ``runs.csv``: every fitted network: truth, network, method, N, data and training seed, its
+  accuracy, the truth's accuracy with the same training seed, the bias in percentage points
+  and the fitted table's device-level metrics.
+* ``bias.csv`` / ``bias.md``: by truth x network x method x N, the bias = mean accuracy of
+  the fitted networks (data seeds x training seeds) - mean accuracy of the truth's networks
+  (training seeds x noise replicates), with a 95 % Welch confidence interval. The truth's runs
+  are shared by every cell of a truth, so their own noise is part of each interval (a shared
+  lucky or unlucky reference would otherwise shift every cell together).
+* ``device_metrics.csv`` / ``.md``: the device-level metrics by truth x method x N.
+* ``metric_bias.csv`` / ``.md``: how each device-level metric ranks the network-level bias:
+  Spearman correlation with |bias| (and with the signed bias) across cells (a cell is one
+  fitted table: bias averaged over training seeds), 95 % interval from Fisher's z with the
+  Fieller-Hartley-Pearson standard error 1.03/sqrt(n-3). The truth control is left out
+  (its metrics are zero by construction).
+* ``bias_vs_n.png``, ``metric_vs_bias.png``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .storage import save_figure, write_csv, write_text
+
+METRICS = ("ks", "w1_rel", "rmse_mean_rel", "rmse_std_rel", "train_mean", "train_std")
+METRIC_LABELS = {"ks": "KS distance", "w1_rel": "W1 / σ", "rmse_mean_rel": "RMSE mean / σ",
+                 "rmse_std_rel": "RMSE std / σ", "train_mean": "pulse-train mean",
+                 "train_std": "pulse-train spread"}
+
+
+def spearman_ci(x, y, level: float = 0.95) -> tuple[float, float, float, int]:
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    n = int(ok.sum())
+    if n < 4 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+        return float("nan"), float("nan"), float("nan"), n
+    rho = float(stats.spearmanr(x[ok], y[ok]).statistic)
+    z = np.arctanh(np.clip(rho, -0.999999, 0.999999))
+    half = stats.norm.ppf(0.5 + level / 2) * 1.03 / np.sqrt(n - 3)
+    return rho, float(np.tanh(z - half)), float(np.tanh(z + half)), n
+
+
+def welch_ci(a, b, level: float = 0.95) -> tuple[float, float, float]:
+    """mean(a) - mean(b) with a Welch confidence interval."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    diff = float(a.mean() - b.mean())
+    if len(a) < 2 or len(b) < 2:
+        return diff, float("nan"), float("nan")
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = np.sqrt(va + vb)
+    if se == 0:
+        return diff, diff, diff
+    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = stats.t.ppf(0.5 + level / 2, dof) * se
+    return diff, diff - half, diff + half
+
+
+def reference_runs(members: pd.DataFrame) -> pd.DataFrame:
+    return members[members["role"] == "reference"]
+
+
+def assemble(fitdf: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
+    """One row per fitted network with the truth's accuracy for its training seed (mean over
+    noise replicates) and the paired difference."""
+    ref = (reference_runs(members).groupby(["truth", "network", "train_seed"])["acc"].mean()
+           .rename("acc_truth").reset_index())
+    runs = members[members["role"] == "fit"].merge(ref, on=["truth", "network", "train_seed"])
+    runs = runs.rename(columns={"acc": "acc_fit"})
+    runs["bias_pp"] = 100 * (runs["acc_fit"] - runs["acc_truth"])
+    keep = [c for c in fitdf.columns if c not in ("truth", "method", "n", "data_seed")]
+    runs = runs.merge(fitdf[keep], on="fit_key", how="left")
+    cols = ["truth", "network", "method", "n", "data_seed", "train_seed", "acc_fit",
+            "acc_truth", "bias_pp", *METRICS]
+    rest = [c for c in runs.columns
+            if c not in cols and c not in ("member", "role", "loss", "fit_seconds")]
+    return runs[cols + rest].sort_values(["truth", "network", "method", "n", "data_seed",
+                                          "train_seed"]).reset_index(drop=True)
+
+
+def bias_table(runs: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
+    ref = reference_runs(members)
+    rows = []
+    for (truth, net, method, n), g in runs.groupby(["truth", "network", "method", "n"],
+                                                    sort=True):
+        r = ref[(ref["truth"] == truth) & (ref["network"] == net)]["acc"]
+        b, lo, hi = welch_ci(100 * g["acc_fit"], 100 * r)
+        rows.append({"truth": truth, "network": net, "method": method, "n": n,
+                     "bias_pp": b, "ci_low": lo, "ci_high": hi, "replicates": len(g),
+                     "reference_runs": len(r), "acc_fit_pct": 100 * g["acc_fit"].mean(),
+                     "acc_truth_pct": 100 * r.mean()})
+    return pd.DataFrame(rows)
+
+
+def metric_table(fitdf: pd.DataFrame) -> pd.DataFrame:
+    cols = [c for c in METRICS if c in fitdf]
+    return (fitdf.groupby(["truth", "method", "n"])[cols].mean().reset_index())
+
+
+def cell_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per fitted table (and network): bias averaged over training seeds."""
+    keys = ["truth", "network", "method", "n", "data_seed"]
+    agg = runs.groupby(keys).agg(bias_pp=("bias_pp", "mean"),
+                                 **{m: (m, "first") for m in METRICS if m in runs})
+    return agg.reset_index()
+
+
+def metric_bias_table(runs: pd.DataFrame, controls: set[str]) -> pd.DataFrame:
+    cells = cell_table(runs)
+    cells = cells[~cells["method"].isin(controls)]
+    rows = []
+    for metric in METRICS:
+        if metric not in cells:
+            continue
+        rho, lo, hi, n = spearman_ci(cells[metric], cells["bias_pp"].abs())
+        rho_s, lo_s, hi_s, _ = spearman_ci(cells[metric], cells["bias_pp"])
+        rows.append({"metric": metric, "spearman_abs_bias": rho, "ci_low": lo, "ci_high": hi,
+                     "spearman_signed_bias": rho_s, "signed_ci_low": lo_s,
+                     "signed_ci_high": hi_s, "cells": n})
+    return pd.DataFrame(rows)
+
+
+def markdown(frame: pd.DataFrame, floatfmt: str = ".3g") -> str:
+    """A GitHub-flavoured Markdown table (no optional dependency needed)."""
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for _, row in frame.iterrows():
+        cells = []
+        for c in cols:
+            v = row[c]
+            if isinstance(v, (float, np.floating)):
+                cells.append("" if np.isnan(v) else format(float(v), floatfmt))
+            else:
+                cells.append(str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def bias_markdown(table: pd.DataFrame) -> str:
+    t = table.copy()
+    t["bias (pp) [95% CI]"] = [
+        f"{b:+.2f} [{lo:+.2f}, {hi:+.2f}]" if np.isfinite(lo) else f"{b:+.2f}"
+        for b, lo, hi in zip(t["bias_pp"], t["ci_low"], t["ci_high"], strict=True)]
+    t["acc fit / truth (%)"] = [f"{a:.1f} / {b:.1f}" for a, b in
+                               zip(t["acc_fit_pct"], t["acc_truth_pct"], strict=True)]
+    return markdown(t[["truth", "network", "method", "n", "bias (pp) [95% CI]",
+                       "acc fit / truth (%)", "replicates", "reference_runs"]])
+
+
+# ---------------------------------------------------------------------- figures
+
+
+def plot_bias_vs_n(table: pd.DataFrame):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = list(table.groupby(["truth", "network"], sort=True))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.4), squeeze=False)
+    for ax, ((truth, net), g) in zip(axes[0], panels, strict=True):
+        for i, (method, gm) in enumerate(g.groupby("method", sort=True)):
+            gm = gm.sort_values("n")
+            x = gm["n"].to_numpy() * (1 + 0.03 * (i - 1))  # small offset: bands stay visible
+            ax.plot(x, gm["bias_pp"], marker="o", label=method)
+            ax.fill_between(x, gm["ci_low"], gm["ci_high"], alpha=0.15)
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("N (points per polarity)")
+        ax.set_ylabel("modeling bias [pp]  (fitted − truth accuracy)")
+        ax.set_title(f"{truth}, {net}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_metric_vs_bias(cells: pd.DataFrame, corr: pd.DataFrame):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [m for m in METRICS if m in cells]
+    cols = 3
+    rows = int(np.ceil(len(metrics) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.8 * rows), squeeze=False)
+    for ax, metric in zip(axes.ravel(), metrics, strict=False):
+        for method, g in cells.groupby("method", sort=True):
+            ax.scatter(g[metric], g["bias_pp"], s=16, alpha=0.75, label=method)
+        row = corr[corr["metric"] == metric]
+        if len(row):
+            r = row.iloc[0]
+            ax.set_title(f"{METRIC_LABELS[metric]}: ρ(|bias|) = {r['spearman_abs_bias']:.2f}"
+                         f" [{r['ci_low']:.2f}, {r['ci_high']:.2f}]", fontsize=9)
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_xlabel(METRIC_LABELS[metric])
+        ax.set_ylabel("bias [pp]")
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[len(metrics):]:
+        ax.set_visible(False)
+    axes.ravel()[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------- the report
+
+
+def write_sweep_report(spec, fits, batches, out: Path) -> dict[str, pd.DataFrame]:
+    from .sweep import CONTROL, fit_rows, member_rows
+
+    fitdf = fit_rows(out, fits)
+    members = member_rows(out, batches)
+    runs = assemble(fitdf, members)
+    table = bias_table(runs, members)
+    metrics = metric_table(fitdf)
+    controls = {m.name for m in spec.methods if m.method == CONTROL}
+    corr = metric_bias_table(runs, controls)
+    write_csv(out / "runs.csv", runs)
+    timing = fitdf[["truth", "method", "n", "data_seed", "fit_seconds"]]
+    write_csv(out / "timing.csv", timing)  # wall times vary; kept apart from the results
+    write_csv(out / "bias.csv", table)
+    write_text(out / "bias.md", bias_markdown(table))
+    write_csv(out / "device_metrics.csv", metrics)
+    write_text(out / "device_metrics.md", markdown(metrics))
+    write_csv(out / "metric_bias.csv", corr)
+    write_text(out / "metric_bias.md", markdown(corr))
+    save_figure(out / "bias_vs_n.png", plot_bias_vs_n(table))
+    cells = cell_table(runs)
+    save_figure(out / "metric_vs_bias.png",
+                plot_metric_vs_bias(cells[~cells["method"].isin(controls)], corr))
+    return {"runs": runs, "bias": table, "metrics": metrics, "corr": corr}

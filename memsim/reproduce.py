@@ -1,0 +1,138 @@
+"""``make reproduce``: run experiments/ and regenerate results/ with its README.
+
+``python -m memsim.reproduce --scale reduced|full``. What runs, and the reduced-scale
+overrides, are listed in ``experiments/reproduce.yaml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import MemsimError
+from .schema import load_yaml
+from .storage import save_figure, write_csv
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _merge(raw: dict, over: dict) -> dict:
+    out = dict(raw)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def run_fits(specs: list[Path], log) -> list[Path]:
+    from . import fitrun
+
+    outs = []
+    for path in specs:
+        t0 = time.perf_counter()
+        spec = fitrun.load_fit_spec(path)
+        spec.optuna.progress = False
+        result = fitrun.run_fit(spec)
+        out = Path(spec.out or ROOT / "results" / "fit" / spec.name)
+        fitrun.write_outputs(result, out)
+        outs.append(out)
+        log(f"fit {spec.name}: {time.perf_counter() - t0:.0f} s")
+    return outs
+
+
+def run_trainings(specs: list[Path], over: dict, log) -> pd.DataFrame:
+    from . import training
+
+    summaries, histories = [], []
+    for path in specs:
+        t0 = time.perf_counter()
+        spec = training.parse_train_spec(_merge(load_yaml(path), over), path)
+        result = training.train(spec, "auto", progress=False, file=path)
+        out = Path(spec.out or ROOT / "results" / "train" / spec.name)
+        training.write_train_outputs(result, out)
+        summaries.append(result.summary())
+        histories.append(result.history.assign(name=spec.name, network=spec.network.kind))
+        log(f"train {spec.name}: {100 * result.summary()['final_test_acc'].iloc[0]:.2f} % "
+            f"in {time.perf_counter() - t0:.0f} s")
+    summary = pd.concat(summaries, ignore_index=True)
+    write_csv(ROOT / "results" / "train" / "summary.csv", summary)
+    save_figure(ROOT / "results" / "train" / "accuracy.png", _plot_trainings(histories))
+    return summary
+
+
+def _plot_trainings(histories):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
+    for ax, kind in zip(axes, ("mlp", "bnn"), strict=True):
+        for h in histories:
+            if h["network"].iloc[0] == kind:
+                ax.plot(h["epoch"], 100 * h["test_acc"], marker="o", label=h["name"].iloc[0])
+        ax.set_title(f"{kind.upper()} on MNIST: test accuracy")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test accuracy [%]")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def run_sweeps(specs: list[Path], over: dict, log) -> list[Path]:
+    from . import sweep
+
+    outs = []
+    for path in specs:
+        t0 = time.perf_counter()
+        spec = sweep.parse_sweep_spec(_merge(load_yaml(path), over.get(path.name, {})), path)
+        out = sweep.run_sweep(spec, path, "cuda" if _cuda() else "cpu", progress=False,
+                              log=log)
+        outs.append(out)
+        log(f"sweep {spec.name}: {time.perf_counter() - t0:.0f} s")
+    return outs
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scale", choices=("reduced", "full"), default="reduced")
+    parser.add_argument("--plan", default=str(ROOT / "experiments" / "reproduce.yaml"))
+    args = parser.parse_args(argv)
+    t_start = time.perf_counter()
+
+    def log(msg):
+        print(f"[{time.perf_counter() - t_start:6.0f} s] {msg}", flush=True)
+
+    try:
+        plan = load_yaml(args.plan)
+        base = Path(args.plan).parent
+        stage = lambda key: [base / s for s in plan.get(key, {}).get("specs", [])]  # noqa: E731
+        reduced = args.scale == "reduced"
+        run_fits(stage("fits"), log)
+        over = plan.get("trainings", {}).get("reduced", {}) if reduced else {}
+        run_trainings(stage("trainings"), over, log)
+        over = plan.get("sweeps", {}).get("reduced", {}) if reduced else {}
+        sweeps = run_sweeps(stage("sweeps"), over, log)
+        from .results_readme import write_results_readme
+
+        write_results_readme(ROOT / "results", sweeps, args.scale,
+                             time.perf_counter() - t_start)
+        log("wrote results/README.md")
+    except MemsimError as err:
+        print(f"memsim: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Bias sweeps: the truth control shows no bias, runs resume exactly, bad specs are refused."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from conftest import TIOX, run_cli
+
+from memsim import sweep
+from memsim.errors import MemsimError
+from memsim.sweep import parse_sweep_spec, run_sweep
+
+SMALL = {
+    "name": "t", "subset": 2000, "truths": ["softbounds"], "n": [60, 400],
+    "methods": [{"name": "bin6", "method": "binning", "bins": 6, "stat": "gaussian"},
+                {"name": "truth", "method": "truth"}],
+    "data_seeds": [0], "train_seeds": [0, 1, 2], "ensemble": 5,
+    "networks": [{"name": "mlp", "kind": "mlp", "hidden": [32]}],
+    "training": {"epochs": 1, "batch": 64, "lr": 0.1},
+}
+
+
+def _run(tmp_path, name, **changes):
+    spec = parse_sweep_spec({**SMALL, **changes, "out": str(tmp_path / name)})
+    return run_sweep(spec, progress=False, log=lambda m: None)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    return _run(tmp_path_factory.mktemp("sweep"), "full")
+
+
+def test_outputs_and_truth_control_covers_zero(finished):
+    for name in ("runs.csv", "bias.csv", "bias.md", "device_metrics.csv", "metric_bias.csv",
+                 "bias_vs_n.png", "metric_vs_bias.png"):
+        assert (finished / name).exists(), name
+    runs = pd.read_csv(finished / "runs.csv")
+    assert len(runs) == 2 * 2 * 3  # methods x n x train seeds
+    bias = pd.read_csv(finished / "bias.csv")
+    control = bias[bias["method"] == "truth"]
+    assert ((control["ci_low"] <= 0) & (control["ci_high"] >= 0)).all(), control
+    metrics = pd.read_csv(finished / "device_metrics.csv")
+    assert (metrics[metrics["method"] == "truth"]["ks"] == 0).all()
+    assert (metrics[metrics["method"] == "bin6"]["ks"] > 0).all()
+
+
+def test_interrupted_sweep_resumes_to_the_same_tables(finished, tmp_path, monkeypatch):
+    real = sweep.run_batch
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the sweep
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sweep, "run_batch", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, "resumed")
+    done = set((tmp_path / "resumed" / "cache" / "batches").glob("*.json"))
+    assert len(done) == 1 and not (tmp_path / "resumed" / "bias.csv").exists()
+
+    recomputed = []
+    monkeypatch.setattr(sweep, "run_batch",
+                        lambda b, *a, **k: recomputed.append(b["key"]) or real(b, *a, **k))
+    monkeypatch.setattr(sweep, "run_fit_cell", lambda *a, **k: pytest.fail("fit recomputed"))
+    out = _run(tmp_path, "resumed")
+    assert {p.stem for p in done}.isdisjoint(recomputed)
+    for name in ("runs.csv", "bias.csv", "device_metrics.csv", "metric_bias.csv"):
+        assert (out / name).read_bytes() == (finished / name).read_bytes(), name
+
+
+def test_table_truth_and_flags(runner, tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("truths: [softbounds]\nn: [5000]\nmethods: [{method: binning, bins: 4}]\n"
+                    "networks: [{kind: mlp, hidden: [16]}]\ntraining: {epochs: 3}\n")
+    result = run_cli(runner, ["bias-sweep", spec, "--truth", TIOX, "--n", "80",
+                              "--seeds", "2", "--epochs", "1", "--subset", "1000",
+                              "--out", tmp_path / "o", "--no-progress", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    runs = pd.read_csv(tmp_path / "o" / "runs.csv")
+    assert set(runs["truth"]) == {"optuna_exp_1.5V"} and set(runs["n"]) == {80}
+    assert len(runs) == 2
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"methods": [{"method": "kriging"}]}, "key 'methods[0].method': must be one of"),
+    ({"n": []}, "key 'n': must not be empty"),
+    ({"n": [5]}, "n = 5 is too small for method 'bin6'"),
+    ({"truths": ["no/such/table.json"]}, "truth 'table': "),
+    ({"methods": [{"method": "binning"}, {"method": "binning"}]}, "must be unique"),
+    ({"train_seeds": "three"}, "key 'train_seeds'"),
+])
+def test_bad_sweep_specs_fail_before_work(runner, tmp_path, change, expected):
+    import yaml
+
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(yaml.safe_dump({**SMALL, **change, "out": str(tmp_path / "o")}))
+    result = run_cli(runner, ["bias-sweep", spec, "--no-progress"])
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip()
+    assert "\n" not in line and expected in line, line
+    assert not (tmp_path / "o").exists()
+
+
+def test_validate_reports_missing_truth_early():
+    spec = parse_sweep_spec({**SMALL, "truths": ["/nonexistent/table"]})
+    with pytest.raises(MemsimError, match="no such table"):
+        sweep.validate(spec)
