@@ -232,8 +232,9 @@ def bench_cmd(which, device, out):
 
     from . import bench
     from .storage import write_csv
+    from .training import pick_device
 
-    device = _pick_device(device)
+    device = pick_device(device)
     names = list(which) or ["sampling", "optuna", "training", "ensemble"]
     runs = {"sampling": lambda: bench.bench_sampling(device=device),
             "optuna": lambda: bench.bench_optuna(),
@@ -249,18 +250,6 @@ def bench_cmd(which, device, out):
         click.echo(bench.summary(results[-1:]))
     if out:
         write_csv(out, pd.DataFrame(results))
-
-
-def _pick_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise MemsimError("--device cuda asked for, but no CUDA device is available")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise MemsimError(f"--device must be cpu, cuda or auto, not {device!r}")
-    return device
 
 
 @main.command("presets")

@@ -10,7 +10,10 @@ every device of a network (or of an ensemble of networks, a leading member dimen
 * ``synthetic``: a known Gaussian-profile device (preset or YAML), optional ``d2d`` spread;
 * ``neurosim``: the NeuroSim-style analytic device: exponential G-vs-pulse curves set by a
   nonlinearity per polarity and a number of levels, cycle-to-cycle noise ``c2c`` (std as a
-  fraction of the range per pulse) and device-to-device spread ``d2d`` of the nonlinearity.
+  fraction of the range per pulse) and device-to-device spread ``d2d`` of the nonlinearity;
+* ``hfox``: the physics-derived HfOx weak-RESET model (:mod:`memsim.physics`): RESET only,
+  per-device parameters, telegraph and 1/f noise; ``levels`` sets the pulse budget that
+  defines its nominal range, ``d2d: 0`` makes every device the median device.
 
 New physics goes into a :class:`~memsim.populations.Population` subclass and a kind here;
 the training code only sees populations.
@@ -31,7 +34,7 @@ from .models import DeviceModel
 from .populations import IdealPopulation, Population, SyntheticPopulation, TablePopulation
 from .schema import Section
 
-KINDS = ("float", "ideal", "table", "synthetic", "neurosim")
+KINDS = ("float", "ideal", "table", "synthetic", "neurosim", "hfox")
 
 
 # ------------------------------------------------------------------- NeuroSim device
@@ -156,6 +159,9 @@ class Device:
     def g_range(self) -> tuple[float, float]:
         if self.kind in ("ideal", "neurosim", "float"):
             return self.g_min, self.g_max
+        if self.kind == "hfox":
+            pop = self.population(1)
+            return pop.g_min, pop.g_max
         self.load()
         return (min(m.g_min for m in self.models), max(m.g_max for m in self.models))
 
@@ -163,6 +169,8 @@ class Device:
         """Mean |SET step| over the range: one pulse's typical change of G."""
         if self.kind == "ideal":
             return (self.g_max - self.g_min) / self.levels
+        if self.kind == "hfox":
+            return self.population(1).nominal_reset_step()
         if self.kind == "neurosim":
             pop = self.population(1)
             g = torch.linspace(self.g_min, self.g_max, 257, dtype=torch.float64)
@@ -183,6 +191,10 @@ class Device:
             return NeuroSimPopulation(shape, self.g_min, self.g_max, self.levels,
                                       self.nonlinearity_set, self.nonlinearity_reset,
                                       self.c2c, self.d2d, device, seed, dtype)
+        if self.kind == "hfox":
+            from .physics import HfOxPopulation
+
+            return HfOxPopulation(shape, self.levels, device, seed, dtype, d2d=self.d2d > 0)
         self.load()
         if self.kind == "synthetic":
             return SyntheticPopulation(self.models[0], shape, device, seed, dtype, self.d2d)
@@ -231,6 +243,10 @@ def parse_device(value, file=None, where="device", base: Path | None = None) -> 
     elif kind == "synthetic":
         dev.preset = resolve(sec.take("preset", str))
         dev.d2d = sec.take("d2d", float, 0.0, check=lambda v: v >= 0, check_msg="must be >= 0")
+    elif kind == "hfox":
+        dev.levels = sec.take("levels", int, 2000, check=lambda v: v > 0,
+                              check_msg="must be positive")
+        dev.d2d = sec.take("d2d", float, 1.0, check=lambda v: v >= 0, check_msg="must be >= 0")
     elif kind in ("ideal", "neurosim"):
         positive = {"check": lambda v: v > 0, "check_msg": "must be positive"}
         dev.levels = sec.take("levels", int, 1000 if kind == "ideal" else 500, **positive)

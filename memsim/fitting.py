@@ -144,6 +144,12 @@ def fold_labels(n: int, folds: int, seed: int) -> np.ndarray:
     return labels
 
 
+def check_cv_points(n: int, folds: int, polarity: str, what: str) -> None:
+    if n < 4 * folds:
+        raise MemsimError(f"too few points for {what}: {polarity} has {n}, {folds}-fold "
+                          f"cross-validation needs at least {4 * folds}")
+
+
 def table_crps(table: ConditionalTable, g: np.ndarray, y: np.ndarray) -> np.ndarray:
     k = table.bin_of(g)
     if table.kind == "gaussian":
@@ -198,9 +204,7 @@ def fit_optuna(data: PulseData, settings: OptunaSettings | None = None, seed: in
     for pi, pol in enumerate(POLARITIES):
         pts = data.points[pol]
         n = len(pts)
-        if n < 4 * s.folds:
-            raise MemsimError(f"too few points for an Optuna fit: {pol} has {n}, "
-                              f"{s.folds}-fold cross-validation needs at least {4 * s.folds}")
+        check_cv_points(n, s.folds, pol, "an Optuna fit")
         labels = fold_labels(n, s.folds, seed + pi)
         n_train = n - n // s.folds
         max_bins = int(max(2, min(s.max_bins, n_train // (2 * MIN_PER_BIN))))
@@ -389,9 +393,7 @@ def fit_smooth(data: PulseData, settings: SmoothSettings | None = None, seed: in
     for pi, pol in enumerate(POLARITIES):
         pts = data.points[pol]
         n = len(pts)
-        if n < 4 * s.folds:
-            raise MemsimError(f"too few points for a smooth fit: {pol} has {n}, "
-                              f"{s.folds}-fold cross-validation needs at least {4 * s.folds}")
+        check_cv_points(n, s.folds, pol, "a smooth fit")
         x = (pts.g - lo) / (hi - lo)
         scale = float(np.std(pts.dg)) or 1.0
         y = (pts.dg - float(np.mean(pts.dg))) / scale

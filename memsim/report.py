@@ -110,17 +110,23 @@ def cell_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def metric_bias_table(runs: pd.DataFrame, controls: set[str]) -> pd.DataFrame:
+    """Spearman correlation of each metric with |bias| and with the bias, per network
+    (networks differ in how much device noise they tolerate) and pooled."""
     cells = cell_table(runs)
     cells = cells[~cells["method"].isin(controls)]
+    groups = [(net, g) for net, g in cells.groupby("network", sort=True)]
+    if len(groups) > 1:
+        groups.append(("all", cells))
     rows = []
-    for metric in METRICS:
-        if metric not in cells:
-            continue
-        rho, lo, hi, n = spearman_ci(cells[metric], cells["bias_pp"].abs())
-        rho_s, lo_s, hi_s, _ = spearman_ci(cells[metric], cells["bias_pp"])
-        rows.append({"metric": metric, "spearman_abs_bias": rho, "ci_low": lo, "ci_high": hi,
-                     "spearman_signed_bias": rho_s, "signed_ci_low": lo_s,
-                     "signed_ci_high": hi_s, "cells": n})
+    for net, g in groups:
+        for metric in METRICS:
+            if metric not in g:
+                continue
+            rho, lo, hi, n = spearman_ci(g[metric], g["bias_pp"].abs())
+            rho_s, lo_s, hi_s, _ = spearman_ci(g[metric], g["bias_pp"])
+            rows.append({"network": net, "metric": metric, "spearman_abs_bias": rho,
+                         "ci_low": lo, "ci_high": hi, "spearman_signed_bias": rho_s,
+                         "signed_ci_low": lo_s, "signed_ci_high": hi_s, "cells": n})
     return pd.DataFrame(rows)
 
 
@@ -188,11 +194,15 @@ def plot_metric_vs_bias(cells: pd.DataFrame, corr: pd.DataFrame):
     metrics = [m for m in METRICS if m in cells]
     cols = 3
     rows = int(np.ceil(len(metrics) / cols))
+    pooled = "all" if (corr["network"] == "all").any() else corr["network"].iloc[0]
+    markers = dict(zip(sorted(cells["network"].unique()), "osD^v", strict=False))
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.8 * rows), squeeze=False)
     for ax, metric in zip(axes.ravel(), metrics, strict=False):
-        for method, g in cells.groupby("method", sort=True):
-            ax.scatter(g[metric], g["bias_pp"], s=16, alpha=0.75, label=method)
-        row = corr[corr["metric"] == metric]
+        for i, (method, g) in enumerate(cells.groupby("method", sort=True)):
+            for net, gn in g.groupby("network"):
+                ax.scatter(gn[metric], gn["bias_pp"], s=16, alpha=0.75, color=f"C{i}",
+                           marker=markers[net], label=f"{method} ({net})")
+        row = corr[(corr["metric"] == metric) & (corr["network"] == pooled)]
         if len(row):
             r = row.iloc[0]
             ax.set_title(f"{METRIC_LABELS[metric]}: ρ(|bias|) = {r['spearman_abs_bias']:.2f}"

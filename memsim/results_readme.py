@@ -86,49 +86,47 @@ def _train_section(root: Path) -> list[str]:
 
 def _sweep_facts(bias: pd.DataFrame, corr: pd.DataFrame, controls: set[str]) -> list[str]:
     facts = []
-    fitted = bias[~bias["method"].isin(controls)]
-    sizes = sorted(fitted["n"].unique())
-    low = fitted[fitted["n"].isin(sizes[:2]) & fitted["method"].str.startswith("bin")]
-    if len(low):
-        sig_pos = low[low["ci_low"] > 0]
-        sig_neg = low[low["ci_high"] < 0]
-        facts.append(
-            f"- **Binning at low N** (N ≤ {sizes[min(1, len(sizes) - 1)]}): biases from "
-            f"{low['bias_pp'].min():+.1f} to {low['bias_pp'].max():+.1f} pp; "
-            f"{len(sig_pos)} cell(s) significantly over-promise and {len(sig_neg)} "
-            "under-promise (95 % CI excluding 0)."
-            + (" Both signs occur: binning is unpredictable at low N, as the study reports."
-               if len(sig_pos) and len(sig_neg) else
-               " Its sign here is consistent; the study saw both signs across devices."))
-    for method, g in fitted.groupby("method"):
-        g = g.sort_values("n")
-        facts.append(f"- **{method}**: bias {', '.join(f'{b:+.1f}' for b in g['bias_pp'])} pp "
-                     f"for N = {', '.join(str(n) for n in g['n'])}.")
-    ctrl = bias[bias["method"].isin(controls)]
-    if len(ctrl):
-        covers = ((ctrl["ci_low"] <= 0) & (ctrl["ci_high"] >= 0)).sum()
-        facts.append(f"- **Control** (the truth in place of a fit): {covers} of {len(ctrl)} "
-                     "confidence intervals cover 0, the noise floor of this design.")
-    big = fitted[fitted["n"] == sizes[-1]]
-    if len(big):
-        best = big.loc[big["bias_pp"].abs().idxmin()]
-        facts.append(f"- At the largest N ({sizes[-1]}) the smallest |bias| is "
-                     f"{best['method']}'s ({best['bias_pp']:+.1f} pp).")
-    means = fitted.assign(abs_bias=fitted["bias_pp"].abs()).groupby("method")["abs_bias"].mean()
-    if {"optuna", "smooth"} <= set(means.index):
-        facts.append(f"- Mean |bias| over N: optuna {means['optuna']:.1f} pp, smooth "
-                     f"{means['smooth']:.1f} pp"
-                     + "".join(f", {m} {v:.1f} pp" for m, v in means.items()
-                               if m not in ("optuna", "smooth")) + ".")
-    if len(corr) and corr["spearman_abs_bias"].notna().any():
-        c = corr.sort_values("spearman_abs_bias", ascending=False)
+    for (truth, net), panel in bias.groupby(["truth", "network"], sort=True):
+        facts += [f"**{truth}, {net}**", ""]
+        fitted = panel[~panel["method"].isin(controls)]
+        sizes = sorted(fitted["n"].unique())
+        low = fitted[fitted["n"].isin(sizes[:2]) & fitted["method"].str.startswith("bin")]
+        if len(low):
+            pos = int((low["ci_low"] > 0).sum())
+            neg = int((low["ci_high"] < 0).sum())
+            verdict = ("both signs occur: binning is unpredictable at low N, as the study "
+                       "reports" if pos and neg else
+                       "no significant bias at low N" if not (pos or neg) else
+                       "a consistent sign here (the study saw both signs across devices)")
+            facts.append(f"- Binning at N ≤ {sizes[min(1, len(sizes) - 1)]}: biases from "
+                         f"{low['bias_pp'].min():+.1f} to {low['bias_pp'].max():+.1f} pp; "
+                         f"{pos} cell(s) significantly over-promise, {neg} under-promise "
+                         f"(95 % CI excluding 0): {verdict}.")
+        for method, g in fitted.groupby("method", sort=True):
+            g = g.sort_values("n")
+            facts.append(f"- {method}: " + ", ".join(
+                f"{b:+.1f}" for b in g["bias_pp"]) + " pp for N = "
+                + ", ".join(str(n) for n in g["n"]) + ".")
+        ctrl = panel[panel["method"].isin(controls)]
+        if len(ctrl):
+            covers = int(((ctrl["ci_low"] <= 0) & (ctrl["ci_high"] >= 0)).sum())
+            facts.append(f"- Control (the truth in place of a fit): {covers} of {len(ctrl)} "
+                         "intervals cover 0.")
+        means = fitted.assign(a=fitted["bias_pp"].abs()).groupby("method")["a"].mean()
+        facts.append("- Mean |bias| over N: " + ", ".join(
+            f"{m} {v:.1f} pp" for m, v in means.sort_values().items()) + ".")
+        facts.append("")
+    for net, c in corr.groupby("network", sort=True):
+        c = c.dropna(subset=["spearman_abs_bias"]).sort_values("spearman_abs_bias",
+                                                              ascending=False)
+        if not len(c):
+            continue
         top = c.iloc[0]
         facts.append(
-            f"- **Device-level metrics vs network-level bias**: the best predictor of |bias| "
-            f"is {top['metric']} (Spearman ρ = {top['spearman_abs_bias']:.2f}, 95 % CI "
-            f"[{top['ci_low']:.2f}, {top['ci_high']:.2f}], {int(top['cells'])} fitted tables); "
-            "ranking: " + ", ".join(f"{r.metric} {r.spearman_abs_bias:.2f}"
-                                    for r in c.itertuples()) + ".")
+            f"- Device-level metrics vs |bias| ({net}, {int(top['cells'])} fitted tables): "
+            f"best {top['metric']} (Spearman ρ = {top['spearman_abs_bias']:.2f}, 95 % CI "
+            f"[{top['ci_low']:.2f}, {top['ci_high']:.2f}]); ranking "
+            + ", ".join(f"{r.metric} {r.spearman_abs_bias:.2f}" for r in c.itertuples()) + ".")
     return facts
 
 
@@ -174,11 +172,21 @@ def write_results_readme(root: Path, sweeps: list[Path], scale: str, seconds: fl
     lines += _train_section(root)
     for i, out in enumerate(sweeps, start=3):
         lines += _sweep_section(root, Path(out), i)
+    lines += ["## Scale", ""]
+    for out in sweeps:
+        import yaml
+
+        doc = yaml.safe_load((Path(out) / "sweep_spec.yaml").read_text())
+        nets = ", ".join(f"{n['name']} ({n['training']['epochs']} epochs)"
+                         for n in doc["networks"])
+        lines.append(f"- `{Path(out).name}`: truths {', '.join(t['name'] for t in doc['truths'])}"
+                     f"; N = {', '.join(map(str, doc['n']))}; {len(doc['data_seeds'])} data "
+                     f"seeds × {len(doc['train_seeds'])} training seeds, "
+                     f"{doc['reference_replicates']} noise replicates of each truth run; "
+                     f"MNIST {doc['subset'] or 60000} training images; networks {nets}.")
     if scale == "reduced":
-        lines += ["## Scale", "",
-                  "Reduced scale: MNIST subsets and few epochs, two data seeds × four training "
-                  "seeds per cell, one truth per sweep, N up to 10,000. The confidence "
-                  "intervals are correspondingly wide; `make reproduce SCALE=full` runs five "
-                  "data seeds × eight training seeds, all truths, N up to 30,000, MLP and BNN.",
-                  ""]
+        lines += ["", "This is the reduced scale of `make reproduce`; `make reproduce "
+                  "SCALE=full` runs the specs in `experiments/` as written (more seeds, all "
+                  "truths, N up to 30,000, full MNIST, 10 epochs)."]
+    lines.append("")
     write_text(root / "README.md", "\n".join(lines))

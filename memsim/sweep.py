@@ -52,11 +52,11 @@ from .errors import MemsimError
 from .fitting import EDGE_RULES, MIN_PER_BIN, STATS, OptunaSettings, SmoothSettings, fit
 from .formats import load_model, read_table
 from .models import JumpTable
-from .networks import MAPPINGS, POLICIES, Mapping, NetworkSpec
+from .networks import Mapping, NetworkSpec
 from .schema import Section, load_yaml
 from .storage import atomic_write, sha256_file, sha256_json, write_json
 from .synthetic import preset_names, sample_points
-from .training import TrainSettings, TrainSpec
+from .training import TrainSettings, TrainSpec, parse_mapping, parse_training
 
 METHOD_KINDS = ("binning", "optuna", "smooth", "truth")
 CONTROL = "truth"
@@ -205,20 +205,8 @@ def parse_sweep_spec(data: dict, file=None) -> SweepSpec:
     nets = sec.take("networks", list, [{"name": "mlp", "kind": "mlp", "hidden": [100]}])
     if not nets:
         raise sec.error("networks", "must list at least one network")
-    mp = sec.sub("mapping", {})
-    spec.mapping = Mapping(
-        kind=mp.take("kind", str, "pair", choices=MAPPINGS),
-        w_max=mp.take("w_max", float, 1.0, check=lambda v: v > 0, check_msg="must be > 0"),
-        policy=mp.take("policy", str, "split", choices=POLICIES),
-        dw_min=mp.take("dw_min", float, None, check=lambda v: v > 0, check_msg="must be > 0"),
-        max_pulses=mp.take("max_pulses", int, 8, check=lambda v: 1 <= v <= 127,
-                           check_msg="must be in 1..127"),
-        refresh_every=mp.take("refresh_every", int, 0, check=lambda v: v >= 0,
-                              check_msg="must be >= 0"),
-        refresh_threshold=mp.take("refresh_threshold", float, 0.9,
-                                  check=lambda v: 0 < v <= 1, check_msg="must be in (0, 1]"))
-    mp.done()
-    spec.training = _training(sec.sub("training", {}), None)
+    spec.mapping = parse_mapping(sec.sub("mapping", {}))
+    spec.training = parse_training(sec.sub("training", {}), TrainSettings(epochs=2))
     for i, n in enumerate(nets):
         ns = Section(n, file, f"networks[{i}]")
         kind = ns.take("kind", str, "mlp", choices=("mlp", "bnn"))
@@ -226,7 +214,7 @@ def parse_sweep_spec(data: dict, file=None) -> SweepSpec:
         hidden = ns.number_list("hidden", [100] if kind == "mlp" else [500], integer=True,
                                 positive=True, nonempty=False)
         act = ns.take("activation", str, "relu", choices=("relu", "sigmoid", "tanh"))
-        training = _training(ns.sub("training", {}), spec.training)
+        training = parse_training(ns.sub("training", {}), spec.training)
         ns.done()
         spec.networks.append(NetEntry(name, NetworkSpec(kind, tuple(hidden), act), training))
     if len({n.name for n in spec.networks}) != len(spec.networks):
@@ -240,23 +228,6 @@ def parse_sweep_spec(data: dict, file=None) -> SweepSpec:
                                          else out)
     sec.done()
     return spec
-
-
-def _training(tr: Section, base: TrainSettings | None) -> TrainSettings:
-    """Training settings; a network's own keys override the sweep's (``base``)."""
-    b = base or TrainSettings(epochs=2, batch=64, optimizer="sgd", lr=0.1)
-    pos = {"check": lambda v: v > 0, "check_msg": "must be positive"}
-    settings = TrainSettings(
-        epochs=tr.take("epochs", int, b.epochs, **pos),
-        batch=tr.take("batch", int, b.batch, **pos),
-        optimizer=tr.take("optimizer", str, b.optimizer, choices=("sgd", "adam")),
-        lr=tr.take("lr", float, b.lr, **pos),
-        lr_decay_every=tr.take("lr_decay_every", int, b.lr_decay_every,
-                               check=lambda v: v >= 0, check_msg="must be >= 0"),
-        lr_decay=tr.take("lr_decay", float, b.lr_decay, **pos),
-        init_scale=tr.take("init_scale", float, b.init_scale, **pos))
-    tr.done()
-    return settings
 
 
 def _default_truth_name(ref: str) -> str:

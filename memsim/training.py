@@ -100,32 +100,9 @@ def parse_train_spec(data: dict, file=None) -> TrainSpec:
     net.done()
     spec.network = NetworkSpec(kind, tuple(hidden), activation)
     spec.device = parse_device(sec.take("device", (str, dict), "float"), file, "device", base)
-    mp = sec.sub("mapping", {})
-    positive = {"check": lambda v: v > 0, "check_msg": "must be positive"}
-    spec.mapping = Mapping(
-        kind=mp.take("kind", str, "pair", choices=MAPPINGS),
-        w_max=mp.take("w_max", float, 1.0, **positive),
-        policy=mp.take("policy", str, "split", choices=POLICIES),
-        dw_min=mp.take("dw_min", float, None, **positive),
-        max_pulses=mp.take("max_pulses", int, 8, check=lambda v: 1 <= v <= 127,
-                            check_msg="must be in 1..127"),
-        refresh_every=mp.take("refresh_every", int, 0, check=lambda v: v >= 0,
-                              check_msg="must be >= 0"),
-        refresh_threshold=mp.take("refresh_threshold", float, 0.9,
-                                  check=lambda v: 0 < v <= 1, check_msg="must be in (0, 1]"))
-    mp.done()
-    tr = sec.sub("training", {})
-    spec.training = TrainSettings(
-        epochs=tr.take("epochs", int, 5, **positive),
-        batch=tr.take("batch", int, 64, **positive),
-        optimizer=tr.take("optimizer", str, "sgd" if kind == "mlp" else "adam",
-                          choices=("sgd", "adam")),
-        lr=tr.take("lr", float, 0.1 if kind == "mlp" else 0.005, **positive),
-        lr_decay_every=tr.take("lr_decay_every", int, 0, check=lambda v: v >= 0,
-                               check_msg="must be >= 0"),
-        lr_decay=tr.take("lr_decay", float, 0.5, **positive),
-        init_scale=tr.take("init_scale", float, 1.0, **positive))
-    tr.done()
+    spec.mapping = parse_mapping(sec.sub("mapping", {}))
+    spec.training = parse_training(sec.sub("training", {}), TrainSettings(
+        optimizer="sgd" if kind == "mlp" else "adam", lr=0.1 if kind == "mlp" else 0.005))
     if sec.has("seeds"):
         spec.seeds = sec.number_list("seeds", integer=True)
         sec.take("seed", int, None)
@@ -136,6 +113,40 @@ def parse_train_spec(data: dict, file=None) -> TrainSpec:
                                          else out)
     sec.done()
     return spec
+
+
+def parse_mapping(mp: Section) -> Mapping:
+    """The weight mapping and update-rule settings of a spec section."""
+    positive = {"check": lambda v: v > 0, "check_msg": "must be positive"}
+    mapping = Mapping(
+        kind=mp.take("kind", str, "pair", choices=MAPPINGS),
+        w_max=mp.take("w_max", float, 1.0, **positive),
+        policy=mp.take("policy", str, "split", choices=POLICIES),
+        dw_min=mp.take("dw_min", float, None, **positive),
+        max_pulses=mp.take("max_pulses", int, 8, check=lambda v: 1 <= v <= 127,
+                           check_msg="must be in 1..127"),
+        refresh_every=mp.take("refresh_every", int, 0, check=lambda v: v >= 0,
+                              check_msg="must be >= 0"),
+        refresh_threshold=mp.take("refresh_threshold", float, 0.9,
+                                  check=lambda v: 0 < v <= 1, check_msg="must be in (0, 1]"))
+    mp.done()
+    return mapping
+
+
+def parse_training(tr: Section, base: TrainSettings) -> TrainSettings:
+    """Training settings of a spec section; keys left out keep ``base``'s values."""
+    positive = {"check": lambda v: v > 0, "check_msg": "must be positive"}
+    nonneg = {"check": lambda v: v >= 0, "check_msg": "must be >= 0"}
+    settings = TrainSettings(
+        epochs=tr.take("epochs", int, base.epochs, **positive),
+        batch=tr.take("batch", int, base.batch, **positive),
+        optimizer=tr.take("optimizer", str, base.optimizer, choices=("sgd", "adam")),
+        lr=tr.take("lr", float, base.lr, **positive),
+        lr_decay_every=tr.take("lr_decay_every", int, base.lr_decay_every, **nonneg),
+        lr_decay=tr.take("lr_decay", float, base.lr_decay, **positive),
+        init_scale=tr.take("init_scale", float, base.init_scale, **positive))
+    tr.done()
+    return settings
 
 
 def load_train_spec(path) -> TrainSpec:
