@@ -141,11 +141,13 @@ class HfOxPopulation(Population):
         self._refresh_g(sel)
 
     def program(self, target, mask: torch.Tensor | None = None) -> None:
-        """Re-form devices to the pulse count whose noise-free resistance gives ``target``."""
+        """Re-form devices to the pulse count whose resistance, with the present noise, reads
+        as ``target`` (write-verify), to within one pulse."""
         target = torch.as_tensor(target, dtype=torch.float64, device=self.device)
         target = torch.broadcast_to(target, self.shape).reshape(-1)
         target = target.clamp(self.g_min, self.g_max)
-        log_r = torch.log(1.0 / (target * self.r0))
+        noise = self.rtn + 0.025 * (self.buf @ self.b)  # verify against the read value
+        log_r = torch.log(1.0 / (target * self.r0)) - noise
         # invert the piecewise-linear mean: before t* (slope m1), else after (slope m2)
         t1 = (log_r - self.c1) / self.m1
         t2 = (log_r - self.c1 - self.t_star * (self.m1 - self.m2)) / self.m2.clamp(min=1e-12)

@@ -127,3 +127,17 @@ def test_bad_train_specs_fail_before_training(runner, tmp_path, body, expected):
     line = result.stderr.strip()
     assert "\n" not in line and expected in line, line
     assert not (tmp_path / "o").exists()
+
+
+def test_fashion_mnist_loads_or_names_its_package(tmp_path, monkeypatch):
+    from memsim import datasets
+    from memsim.errors import MemsimError
+
+    monkeypatch.setenv("MEMSIM_CACHE", str(tmp_path / "cache"))
+    if datasets.FASHION_DIR.exists():
+        data = datasets.load_dataset("fashion", subset=100)
+        assert data.x_test.shape == (10000, 784) and data.y_test[:3].tolist() == [9, 2, 1]
+    monkeypatch.setattr(datasets, "FASHION_DIR", tmp_path / "absent")
+    monkeypatch.setenv("MEMSIM_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(MemsimError, match="dataset-fashion-mnist"):
+        datasets.load_dataset("fashion")
