@@ -46,12 +46,17 @@ XBTORCH_PARTS = ("axis_level_G", "axis_level_dG", "cdf")
 # ------------------------------------------------------------------ memsim format
 
 
-def write_table(table: JumpTable, path: str | Path) -> None:
+def table_document(table: JumpTable) -> dict:
+    """A jump table as the JSON document of memsim's format."""
     doc = {"format": FORMAT_TAG, "version": 1, "unit": table.unit,
            "g_min": table.g_min, "g_max": table.g_max, "metadata": table.metadata}
     for pol in POLARITIES:
         doc[pol] = table.tables[pol].to_dict()
-    write_json(path, doc)
+    return doc
+
+
+def write_table(table: JumpTable, path: str | Path) -> None:
+    write_json(path, table_document(table))
 
 
 def read_table(path: str | Path) -> JumpTable:
@@ -62,6 +67,11 @@ def read_table(path: str | Path) -> JumpTable:
         raise MemsimError("file not found", path) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise MemsimError(f"not a JSON file ({exc})", path) from None
+    return table_from_document(doc, path)
+
+
+def table_from_document(doc, source: str | Path = "table") -> JumpTable:
+    path = Path(source)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_TAG:
         raise MemsimError(f"not a memsim jump table (missing \"format\": \"{FORMAT_TAG}\")", path)
     try:

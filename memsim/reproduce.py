@@ -44,12 +44,15 @@ def run_fits(specs: list[Path], log) -> list[Path]:
 
 
 def run_trainings(specs: list[Path], over: dict, log) -> pd.DataFrame:
+    """``over``: overrides for every spec, plus per-file ones under the spec's file name."""
     from . import training
 
+    common = {k: v for k, v in over.items() if not k.endswith((".yaml", ".yml"))}
     summaries, histories = [], []
     for path in specs:
         t0 = time.perf_counter()
-        spec = training.parse_train_spec(_merge(load_yaml(path), over), path)
+        raw = _merge(_merge(load_yaml(path), common), over.get(path.name, {}))
+        spec = training.parse_train_spec(raw, path)
         result = training.train(spec, "auto", progress=False, file=path)
         out = Path(spec.out or ROOT / "results" / "train" / spec.name)
         training.write_train_outputs(result, out)

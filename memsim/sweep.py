@@ -50,7 +50,7 @@ from . import __version__
 from .devices import Device
 from .errors import MemsimError
 from .fitting import EDGE_RULES, MIN_PER_BIN, STATS, OptunaSettings, SmoothSettings, fit
-from .formats import load_model, read_table
+from .formats import load_model, table_document, table_from_document
 from .models import JumpTable
 from .networks import Mapping, NetworkSpec
 from .schema import Section, load_yaml
@@ -367,7 +367,7 @@ def run_fit_cell(cell: dict, out: str) -> dict:
                                                       max_df=p.get("max_df", 8),
                                                       max_df_std=p.get("max_df_std", 6),
                                                       noise=p.get("noise", "auto")))
-        table_doc = _table_doc(table)
+        table_doc = table_document(table)
     from .metrics import compare_models
 
     rows = compare_models(table, truth, devices=1000, seed=cell["data_seed"])
@@ -377,24 +377,9 @@ def run_fit_cell(cell: dict, out: str) -> dict:
     return result
 
 
-def _table_doc(table: JumpTable) -> dict:
-    import tempfile
-
-    from .formats import write_table
-
-    with tempfile.TemporaryDirectory() as tmp:
-        write_table(table, Path(tmp) / "t.json")
-        return json.loads((Path(tmp) / "t.json").read_text())
-
-
 def _load_cached_table(out: Path, key: str) -> JumpTable:
-    import tempfile
-
     doc = json.loads(_cache(out, "fits", key).read_text())["table"]
-    with tempfile.TemporaryDirectory() as tmp:
-        p = Path(tmp) / "t.json"
-        p.write_text(json.dumps(doc))
-        return read_table(p)
+    return table_from_document(doc, key)
 
 
 _DATA_CACHE: dict = {}
