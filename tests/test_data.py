@@ -108,3 +108,9 @@ def test_too_few_points_for_bins(tmp_path, runner):
     assert result.exit_code == 2
     assert "too few points for the requested bins" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_bad_options_are_one_line_too(runner, tmp_path):
+    result = run_cli(runner, ["fit", tmp_path / "x.csv", "--unit", "kS"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().count("\n") == 0 and "--unit" in result.stderr
