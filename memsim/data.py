@@ -281,7 +281,11 @@ def _parse_traces(path, header, body, line0, unit, read_voltage, polarity) -> Pu
     """Ramps or up/down traces: each column is a run of readings; differences give dg."""
     ncols = body.shape[1]
     names = header if header is not None else [f"column {j + 1}" for j in range(ncols)]
-    ramps: list[np.ndarray] = []
+    if isinstance(polarity, list) and ncols != len(polarity):
+        raise MemsimError(f"an up/down trace needs exactly {len(polarity)} columns, found {ncols}",
+                          path)
+    ramps: list[tuple[int, np.ndarray]] = []  # (column, readings)
+    out_unit = units.SIEMENS
     for j in range(ncols):
         try:
             col = _numeric(body, j, names[j], path, line0, allow_empty=True)
@@ -296,19 +300,20 @@ def _parse_traces(path, header, body, line0, unit, read_voltage, polarity) -> Pu
         _check_conductance(ramp, unit, path, line0, names[j])
         ramp, out_unit = units.to_internal(ramp, unit, read_voltage, str(path))
         if len(ramp) >= 2:
-            ramps.append(ramp)
+            ramps.append((j, ramp))
     if not ramps:
         raise MemsimError("no column holds two or more consecutive readings", path)
     if isinstance(polarity, list):  # updown: first column SET, second RESET
-        pols = polarity
+        pols = {j: polarity[j] for j, _ in ramps}
     else:
         if polarity is None:
-            net = sum(float(r[-1] - r[0]) for r in ramps)
+            net = sum(float(r[-1] - r[0]) for _, r in ramps)
             polarity = "set" if net > 0 else "reset"
-        pols = [polarity] * len(ramps)
+        pols = {j: polarity for j, _ in ramps}
     points: dict[str, list[Points]] = {p: [] for p in POLARITIES}
     traces: dict[str, list[np.ndarray]] = {p: [] for p in POLARITIES}
-    for k, (ramp, pol) in enumerate(zip(ramps, pols, strict=False)):
-        points[pol].append(Points(ramp[:-1], np.diff(ramp), np.full(len(ramp) - 1, k)))
+    for j, ramp in ramps:
+        pol = pols[j]
+        points[pol].append(Points(ramp[:-1], np.diff(ramp), np.full(len(ramp) - 1, j)))
         traces[pol].append(ramp)
     return PulseData({p: _concat(points[p]) for p in POLARITIES}, out_unit, traces)
