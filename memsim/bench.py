@@ -70,14 +70,6 @@ def bench_optuna(points: int = 10_000, trials: int = 100, preset: str = "asymmet
             "seconds": dt, "best_bins": {p: v["bins"] for p, v in best.items()}}
 
 
-def bench_optuna_per_polarity(points: int = 10_000, trials: int = 100,
-                              preset: str = "asymmetric") -> dict:
-    """As :func:`bench_optuna` with ``points`` points in EACH polarity."""
-    result = bench_optuna(2 * points, trials, preset)
-    result["points_per_polarity"] = points
-    return result
-
-
 def summary(results: list[dict]) -> str:
     lines = []
     for r in results:

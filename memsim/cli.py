@@ -197,15 +197,21 @@ def bias_sweep_cmd(spec_file, epochs, subset, seeds, data_seeds, sizes, truths, 
     """
     from . import sweep
     from .schema import load_yaml
+    from .synthetic import preset_names
     from .training import pick_device
 
+    for flag, value in (("--seeds", seeds), ("--data-seeds", data_seeds)):
+        if value is not None and value < 1:
+            raise MemsimError(f"{flag} must be at least 1, not {value}")
     raw = load_yaml(spec_file)
+    # truths on the command line are relative to where the command runs, not to the spec
+    cli_truths = [t if t in preset_names() or t.startswith("preset:") else
+                  str(Path(t).resolve()) for t in truths]
     flags = {"subset": subset, "out": out, "jobs": jobs, "ensemble": ensemble,
              "n": _int_list(sizes, "--n"), "training": {"epochs": epochs},
              "train_seeds": list(range(seeds)) if seeds else None,
              "data_seeds": list(range(data_seeds)) if data_seeds else None,
-             "truths": [str(Path(t).resolve()) if Path(t).exists() else t for t in truths]
-             or None}
+             "truths": cli_truths or None}
     spec = sweep.parse_sweep_spec(merge_flags(raw, flags), spec_file)
     if out is not None:
         spec.out = out

@@ -33,6 +33,9 @@ from .storage import sha256_file
 POLARITIES = ("set", "reset")
 FORMATS = ("auto", "tidy", "ramps", "updown")
 TIDY_COLUMNS = ("polarity", "g", "dg")
+# two-column trace headers naming the polarity of each column
+UPDOWN_NAMES = {"up": "set", "set": "set", "potentiation": "set", "ltp": "set",
+                "down": "reset", "reset": "reset", "depression": "reset", "ltd": "reset"}
 
 
 @dataclass
@@ -119,13 +122,20 @@ def load_device_data(paths, unit: str = "S", read_voltage: float | None = None,
     merged: dict[str, list[Points]] = {p: [] for p in POLARITIES}
     traces: dict[str, list[np.ndarray]] = {p: [] for p in POLARITIES}
     sources, out_unit = [], None
+    next_device = 0
     for path in paths:
         part = _read_one(Path(path), unit, read_voltage, fmt, polarity)
         out_unit = part.unit
+        labels = [p.device for p in part.points.values() if p.device is not None and len(p)]
         for pol in POLARITIES:
-            if len(part.points[pol]):
-                merged[pol].append(part.points[pol])
+            pts = part.points[pol]
+            if pts.device is not None:  # device labels stay distinct across files
+                pts = Points(pts.g, pts.dg, pts.device + next_device)
+            if len(pts):
+                merged[pol].append(pts)
             traces[pol].extend(part.traces[pol])
+        if labels:
+            next_device += int(max(lab.max() for lab in labels)) + 1
         sources.extend(part.sources)
     points = {pol: _concat(merged[pol]) for pol in POLARITIES}
     data = PulseData(points, out_unit or units.SIEMENS, traces, sources)
@@ -182,7 +192,10 @@ def _read_one(path: Path, unit: str, read_voltage: float | None, fmt: str,
     if fmt == "tidy":
         data = _parse_tidy(path, header, body, line0, unit, read_voltage)
     elif fmt == "updown":
-        data = _parse_traces(path, header, body, line0, unit, read_voltage, ["set", "reset"])
+        pols = ["set", "reset"]
+        if header is not None and all(h in UPDOWN_NAMES for h in header):
+            pols = [UPDOWN_NAMES[h] for h in header]
+        data = _parse_traces(path, header, body, line0, unit, read_voltage, pols)
     else:
         data = _parse_traces(path, header, body, line0, unit, read_voltage, polarity)
     data.sources = [{"path": str(path), "sha256": sha256_file(path), "format": fmt}]
@@ -202,7 +215,8 @@ def _is_text(value: str) -> bool:
 def _detect_format(header: list[str] | None, ncols: int) -> str:
     if header is not None and set(header) & {*TIDY_COLUMNS, "device"}:
         return "tidy"
-    if header is not None and header == ["up", "down"]:
+    if header is not None and len(header) == 2 and all(h in UPDOWN_NAMES for h in header) \
+            and {UPDOWN_NAMES[h] for h in header} == {"set", "reset"}:
         return "updown"
     if header is None and ncols == 2:
         return "updown"
@@ -307,8 +321,13 @@ def _parse_traces(path, header, body, line0, unit, read_voltage, polarity) -> Pu
         pols = {j: polarity[j] for j, _ in ramps}
     else:
         if polarity is None:
-            net = sum(float(r[-1] - r[0]) for _, r in ramps)
-            polarity = "set" if net > 0 else "reset"
+            trends = np.array([float(r[-1] - r[0]) for _, r in ramps])
+            ups, downs = int((trends > 0).sum()), int((trends < 0).sum())
+            if min(ups, downs) >= max(1, len(ramps) // 5):
+                raise MemsimError(f"the ramps go both up ({ups}) and down ({downs}): give SET "
+                                  "and RESET ramps in separate files, or say --polarity (or "
+                                  "--format updown for an up,down pair)", path)
+            polarity = "set" if trends.sum() > 0 else "reset"
         pols = {j: polarity for j, _ in ramps}
     points: dict[str, list[Points]] = {p: [] for p in POLARITIES}
     traces: dict[str, list[np.ndarray]] = {p: [] for p in POLARITIES}

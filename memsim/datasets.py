@@ -44,7 +44,7 @@ class Dataset:
 
     @property
     def n_classes(self) -> int:
-        return int(self.y_train.max()) + 1
+        return int(max(self.y_train.max(), self.y_test.max())) + 1
 
     def to(self, device) -> Dataset:
         return Dataset(self.name, *(t.to(device) for t in (self.x_train, self.y_train,

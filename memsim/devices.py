@@ -165,19 +165,23 @@ class Device:
         self.load()
         return (min(m.g_min for m in self.models), max(m.g_max for m in self.models))
 
-    def nominal_step(self) -> float:
-        """Mean |SET step| over the range: one pulse's typical change of G."""
+    def nominal_step(self, polarities=("set",)) -> float:
+        """Mean |step| of one pulse over the range, averaged over ``polarities``."""
         if self.kind == "ideal":
             return (self.g_max - self.g_min) / self.levels
-        if self.kind == "hfox":
+        if self.kind == "hfox":  # RESET only
             return self.population(1).nominal_reset_step()
         if self.kind == "neurosim":
             pop = self.population(1)
             g = torch.linspace(self.g_min, self.g_max, 257, dtype=torch.float64)
-            step = pop.set_icpt.double()[0] + pop.set_slope.double()[0] * g
-            return float(step.abs().mean())
+            steps = []
+            for pol in polarities:
+                icpt, slope = ((pop.set_icpt, pop.set_slope) if pol == "set"
+                               else (pop.reset_icpt, pop.reset_slope))
+                steps.append(float((icpt.double()[0] + slope.double()[0] * g).abs().mean()))
+            return float(np.mean(steps))
         self.load()
-        return float(np.mean([m.nominal_step("set") for m in self.models]))
+        return float(np.mean([m.nominal_step(pol) for m in self.models for pol in polarities]))
 
     def population(self, shape, *, device="cpu", seed: int = 0, choice=None,
                    dtype=torch.float32) -> Population:

@@ -44,6 +44,8 @@ from .synthetic import sample_points
 from .units import INPUT_UNITS, to_internal
 
 EXPORTS = ("xbtorch", "crosssim")
+MANAGED = ("table.json", "metrics.csv", "search.csv", "spec.yaml", "fit.png", "table.png",
+           "pulse_train.png", "xbtorch", "crosssim")  # what write_outputs owns in a folder
 
 
 @dataclass
@@ -205,12 +207,22 @@ def load_source(spec: FitSpec) -> tuple[PulseData, DeviceModel | None]:
 
 
 def split_holdout(data: PulseData, fraction: float, seed: int) -> tuple[PulseData, PulseData]:
+    """Hold out ``fraction`` of the points of each polarity: whole ramps (devices) when there
+    are at least five, since the changes along one ramp are correlated; else single points."""
     train, held = {}, {}
     for i, pol in enumerate(POLARITIES):
         pts = data.points[pol]
         rng = np.random.default_rng([seed, 7, i])
-        perm = rng.permutation(len(pts))
         n_held = int(round(fraction * len(pts)))
+        if pts.device is not None and len(np.unique(pts.device)) >= 5:
+            groups = rng.permutation(np.unique(pts.device))
+            sizes = np.array([np.sum(pts.device == d) for d in groups])
+            take = groups[: max(1, int(np.searchsorted(np.cumsum(sizes), n_held)) + 1)]
+            mask = np.isin(pts.device, take)
+            held[pol], train[pol] = pts.take(np.flatnonzero(mask)), pts.take(
+                np.flatnonzero(~mask))
+            continue
+        perm = rng.permutation(len(pts))
         held[pol], train[pol] = pts.take(perm[:n_held]), pts.take(perm[n_held:])
     return data.with_points(train), data.with_points(held)
 
@@ -298,6 +310,13 @@ def write_outputs(result: FitResult, out: str | Path) -> list[Path]:
                         plots.plot_pulse_train(table, result.full, result.truth, title,
                                                seed=spec.seed))
         out.mkdir(exist_ok=True)
+        for name in MANAGED:  # a re-run must not leave an earlier run's files beside its own
+            old = out / name
+            if not (staging / name).exists():
+                if old.is_dir():
+                    shutil.rmtree(old)
+                elif old.exists():
+                    old.unlink()
         written = []
         for item in sorted(staging.rglob("*")):
             if item.is_file():

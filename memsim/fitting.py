@@ -16,6 +16,7 @@ All methods are deterministic given their seed.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import warnings
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from scipy.interpolate import BSpline
 
 from .data import POLARITIES, PulseData
 from .errors import MemsimError
-from .metrics import crps_gaussian, crps_quantile_rows
+from .metrics import crps_gaussian, crps_quantile_rows, table_crps
 from .models import ConditionalTable, JumpTable, probability_grid
 
 EDGE_RULES = ("width", "count")
@@ -137,8 +138,16 @@ def fit_binning(data: PulseData, bins: int = 32, edges: str = "width", stat: str
 # ------------------------------------------------------------------ cross-validation
 
 
-def fold_labels(n: int, folds: int, seed: int) -> np.ndarray:
+def fold_labels(n: int, folds: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """Cross-validation folds. With ``groups`` (e.g. the ramp of each point) and enough of
+    them, whole groups go to one fold: consecutive changes of one ramp are correlated, and
+    splitting them would make held-out scores look better than they are."""
     rng = np.random.default_rng(seed)
+    if groups is not None and len(np.unique(groups)) >= folds:
+        uniq, inverse = np.unique(groups, return_inverse=True)
+        group_fold = np.empty(len(uniq), dtype=int)
+        group_fold[rng.permutation(len(uniq))] = np.arange(len(uniq)) % folds
+        return group_fold[inverse]
     labels = np.empty(n, dtype=int)
     labels[rng.permutation(n)] = np.arange(n) % folds
     return labels
@@ -148,13 +157,6 @@ def check_cv_points(n: int, folds: int, polarity: str, what: str) -> None:
     if n < 4 * folds:
         raise MemsimError(f"too few points for {what}: {polarity} has {n}, {folds}-fold "
                           f"cross-validation needs at least {4 * folds}")
-
-
-def table_crps(table: ConditionalTable, g: np.ndarray, y: np.ndarray) -> np.ndarray:
-    k = table.bin_of(g)
-    if table.kind == "gaussian":
-        return crps_gaussian(y, table.means[k], table.stds[k])
-    return crps_quantile_rows(table.quantiles, y, k)
 
 
 def cv_crps_binning(g, dg, labels, bins, edges, stat, g_range, q=64) -> float:
@@ -205,7 +207,7 @@ def fit_optuna(data: PulseData, settings: OptunaSettings | None = None, seed: in
         pts = data.points[pol]
         n = len(pts)
         check_cv_points(n, s.folds, pol, "an Optuna fit")
-        labels = fold_labels(n, s.folds, seed + pi)
+        labels = fold_labels(n, s.folds, seed + pi, pts.device)
         n_train = n - n // s.folds
         max_bins = int(max(2, min(s.max_bins, n_train // (2 * MIN_PER_BIN))))
 
@@ -218,10 +220,17 @@ def fit_optuna(data: PulseData, settings: OptunaSettings | None = None, seed: in
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             sampler = optuna.samplers.TPESampler(seed=seed + pi)
-            study = optuna.create_study(direction="minimize", sampler=sampler,
-                                        storage=_storage_url(s.storage),
-                                        study_name=f"{s.study_name}-{pol}",
-                                        load_if_exists=s.storage is not None)
+            # the study name carries a hash of the data: a stored study resumes only on the
+            # data it was started with
+            digest = hashlib.sha256(np.stack([pts.g, pts.dg]).tobytes()).hexdigest()[:10]
+            try:
+                study = optuna.create_study(direction="minimize", sampler=sampler,
+                                            storage=_storage_url(s.storage),
+                                            study_name=f"{s.study_name}-{pol}-{digest}",
+                                            load_if_exists=s.storage is not None)
+            except Exception as exc:  # SQLAlchemy/OS errors: an unusable storage file
+                raise MemsimError(f"cannot open the Optuna storage ({exc.__class__.__name__})",
+                                  s.storage) from None
             done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
             todo = max(0, s.trials - done)
             with tqdm(total=todo, desc=f"optuna {pol}", disable=not s.progress or None,
@@ -398,7 +407,7 @@ def fit_smooth(data: PulseData, settings: SmoothSettings | None = None, seed: in
         scale = float(np.std(pts.dg)) or 1.0
         y = (pts.dg - float(np.mean(pts.dg))) / scale
         shift = float(np.mean(pts.dg))
-        labels = fold_labels(n, s.folds, seed + pi)
+        labels = fold_labels(n, s.folds, seed + pi, pts.device)
         cap = max(1, min(s.max_df, n // 20))
         cap_s = max(1, min(s.max_df_std, n // 40))
         best = None

@@ -67,6 +67,8 @@ def read_table(path: str | Path) -> JumpTable:
         raise MemsimError("file not found", path) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise MemsimError(f"not a JSON file ({exc})", path) from None
+    except OSError as exc:
+        raise MemsimError(f"cannot read file ({exc.__class__.__name__})", path) from None
     return table_from_document(doc, path)
 
 
@@ -75,10 +77,12 @@ def table_from_document(doc, source: str | Path = "table") -> JumpTable:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_TAG:
         raise MemsimError(f"not a memsim jump table (missing \"format\": \"{FORMAT_TAG}\")", path)
     try:
-        tables = {pol: ConditionalTable.from_dict(doc[pol]) for pol in POLARITIES}
-        return JumpTable(tables, float(doc["g_min"]), float(doc["g_max"]),
-                         doc.get("unit", units.SIEMENS), doc.get("metadata", {}),
-                         name=path.stem)
+        unit = doc.get("unit", units.SIEMENS)
+        scale = units.factor(unit)  # memsim writes siemens; other units are scaled to S
+        tables = {pol: ConditionalTable.from_dict(doc[pol]).scaled(scale) for pol in POLARITIES}
+        internal = units.ARBITRARY if unit in ("norm", units.ARBITRARY) else units.SIEMENS
+        return JumpTable(tables, float(doc["g_min"]) * scale, float(doc["g_max"]) * scale,
+                         internal, doc.get("metadata", {}), name=path.stem)
     except KeyError as exc:
         raise MemsimError(f"missing key {exc}", path) from None
     except MemsimError as err:
@@ -122,7 +126,7 @@ def _edges_to_levels(edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def invert_cdf_rows(x: np.ndarray, cdf: np.ndarray, p: np.ndarray) -> np.ndarray:
     """Quantiles at ``p`` of piecewise-linear CDF rows (n, D) given at points ``x`` (D,)."""
     n, d = cdf.shape
-    pt = torch.from_numpy(np.ascontiguousarray(np.broadcast_to(p, (n, len(p)))))
+    pt = torch.tensor(np.broadcast_to(p, (n, len(p))))
     j = torch.searchsorted(torch.from_numpy(np.ascontiguousarray(cdf)), pt).numpy()  # F_j >= p
     lo = np.clip(j - 1, 0, d - 1)
     hi = np.clip(j, 0, d - 1)
@@ -132,7 +136,11 @@ def invert_cdf_rows(x: np.ndarray, cdf: np.ndarray, p: np.ndarray) -> np.ndarray
     frac = np.where(width > 0, (p[None, :] - flo) / np.where(width > 0, width, 1), 0.0)
     out = x[lo] + np.clip(frac, 0, 1) * (x[hi] - x[lo])
     out = np.where(j == 0, x[0], out)
-    return np.where(j >= d, x[-1], out)
+    out = np.where(j >= d, x[-1], out)
+    # p = 0: the distribution starts where the CDF leaves zero (the last point with F = 0),
+    # not at the start of the shared axis
+    last_zero = np.clip((cdf <= 0).sum(axis=1) - 1, 0, d - 1)
+    return np.where(p[None, :] <= 0, x[last_zero][:, None], out)
 
 
 def _table_from_cdf(levels, x, cdf, file, q=IMPORT_Q) -> ConditionalTable:
@@ -152,12 +160,20 @@ def _table_from_cdf(levels, x, cdf, file, q=IMPORT_Q) -> ConditionalTable:
 
 
 def _loadtxt(path: Path, ndim: int) -> np.ndarray:
+    import warnings
+
     if not path.exists():
         raise MemsimError("file not found", path)
     try:
-        arr = np.loadtxt(path, ndmin=ndim)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numpy warns about empty files: we say it once
+            arr = np.loadtxt(path, ndmin=ndim)
     except ValueError as exc:
         raise MemsimError(f"not a table of numbers ({exc})", path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MemsimError(f"cannot read file ({exc.__class__.__name__})", path) from None
+    if arr.size == 0:
+        raise MemsimError("file holds no numbers", path)
     return arr
 
 
@@ -242,7 +258,10 @@ def read_crosssim(path: str | Path, unit: str = "S") -> JumpTable:
         if not file.exists():
             raise MemsimError("file not found (a CrossSim LUT needs dG_increasing.txt and "
                               "dG_decreasing.txt)", file)
-        lines = [ln for ln in file.read_text().splitlines() if ln.strip()]
+        try:
+            lines = [ln for ln in file.read_text().splitlines() if ln.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MemsimError(f"cannot read file ({exc.__class__.__name__})", file) from None
         if len(lines) < 5:
             raise MemsimError("too short for a CrossSim LUT (title, G levels, CDF points, "
                               "dG rows)", file)

@@ -118,6 +118,8 @@ class ConditionalTable:
             self.quantiles = np.asarray(self.quantiles, dtype=float)
             if self.quantiles.ndim != 2 or self.quantiles.shape[0] != k:
                 raise MemsimError(f"quantile table must have {k} rows, one per bin")
+            if self.quantiles.shape[1] < 2:
+                raise MemsimError("quantile rows need at least 2 values (p = 0 and p = 1)")
             if not np.all(np.isfinite(self.quantiles)):
                 raise MemsimError("quantile table holds NaN or inf")
             self.quantiles = np.maximum.accumulate(self.quantiles, axis=1)
@@ -183,6 +185,16 @@ class ConditionalTable:
         z = special.ndtri(np.clip(p, tail, 1 - tail))
         rows = self.means[:, None] + self.stds[:, None] * z[None, :]
         return ConditionalTable(self.edges, "quantile", quantiles=rows, counts=self.counts)
+
+    def scaled(self, factor: float) -> ConditionalTable:
+        """The same table with conductances (edges and changes) multiplied by ``factor``."""
+        if factor == 1.0:
+            return self
+        if self.kind == "gaussian":
+            return ConditionalTable(self.edges * factor, "gaussian", means=self.means * factor,
+                                    stds=self.stds * factor, counts=self.counts)
+        return ConditionalTable(self.edges * factor, "quantile",
+                                quantiles=self.quantiles * factor, counts=self.counts)
 
     def to_dict(self) -> dict:
         d = {"edges": self.edges.tolist(), "kind": self.kind}

@@ -74,6 +74,8 @@ class Synapses:
         self.flat = torch.zeros(self.size, device=device)
         self.pulses = 0
         self.refreshes = 0
+        self.member_pulses = torch.zeros(members, dtype=torch.float64, device=device)
+        self.member_refreshes = torch.zeros(members, dtype=torch.float64, device=device)
 
     def layer(self, i: int) -> torch.Tensor:
         fi, fo = self.shapes[i]
@@ -115,6 +117,18 @@ class FloatSynapses(Synapses):
             self.flat.clamp_(-self.clip, self.clip)
 
 
+def pulse_polarities(mapping: Mapping) -> tuple[str, ...]:
+    """The pulse polarities a mapping sends: what its nominal step should average."""
+    if mapping.kind == "reference" or mapping.policy == "split":
+        return ("set", "reset")
+    return (mapping.policy,)
+
+
+def nominal_dw(step: float, span: float, mapping: Mapping) -> float:
+    """Weight change of one nominal pulse of size ``step`` on a device range ``span``."""
+    return mapping.w_max * step / span * (1 if mapping.kind == "pair" else 2)
+
+
 class DeviceSynapses(Synapses):
     """Weights stored on a population of devices and changed only by pulses.
 
@@ -136,15 +150,16 @@ class DeviceSynapses(Synapses):
         lo, hi = dev.g_range()
         self.g_lo, self.g_hi = lo, hi
         self.span = hi - lo
-        step = dev.nominal_step() if mapping.dw_min is None else None
+        if not 1 <= mapping.max_pulses <= 127:
+            raise MemsimError(f"max_pulses must be in 1..127, not {mapping.max_pulses}")
         if mapping.dw_min is not None:
             self.dw_min = mapping.dw_min
-        elif mapping.kind == "pair":
-            self.dw_min = mapping.w_max * step / self.span
         else:
-            self.dw_min = 2 * mapping.w_max * step / self.span
+            self.dw_min = nominal_dw(dev.nominal_step(pulse_polarities(mapping)), self.span,
+                                     mapping)
         if not self.dw_min > 0:
             raise MemsimError("the device's nominal step is zero: set mapping.dw_min")
+        self.member_index = self.member_of()
         self.rounding = Draws(torch.device(device), int(seed) + 1)
         self.steps = 0
 
@@ -193,7 +208,10 @@ class DeviceSynapses(Synapses):
         n = n.floor_().clamp_(-mp.max_pulses, mp.max_pulses).to(torch.int8)  # int8: cheap scan
         k = n.nonzero().squeeze(1)
         if k.numel():
-            self.pulses += self._program(k, n.index_select(0, k).to(torch.int32))
+            counts = n.index_select(0, k).to(torch.int32)
+            self.pulses += self._program(k, counts)
+            self.member_pulses.index_add_(0, self.member_index.index_select(0, k),
+                                          counts.abs().double())
             self._read(k)
         self.steps += 1
         if mp.refresh_every and self.steps % mp.refresh_every == 0:
@@ -211,7 +229,11 @@ class DeviceSynapses(Synapses):
             return self.pop.apply_sparse(torch.where(up, k, minus), mag)
         if policy == "reset":
             return self.pop.apply_sparse(torch.where(up, minus, k), -mag)
-        first = (mag + 1) // 2  # split: G+ gets the odd pulse
+        # split: the odd pulse alternates between the devices (by weight and step), so single
+        # pulses move G+ and G- alike
+        odd = mag % 2
+        plus_gets_odd = ((k + self.steps) % 2 == 0).to(mag.dtype)
+        first = mag // 2 + odd * plus_gets_odd
         second = mag - first
         idx = torch.cat([k, minus])
         counts = torch.cat([torch.where(up, first, -first), torch.where(up, -second, second)])
@@ -228,10 +250,18 @@ class DeviceSynapses(Synapses):
             sat = (self.g_hi - g).amax(dim=0) > lim
         else:
             sat = ((g - self.g_lo).amax(dim=0) > lim) | ((self.g_hi - g).amax(dim=0) > lim)
+        if not bool(sat.any()):
+            return
+        targets = self._targets(self.flat)
+        # only pairs that re-programming actually frees (a |w| at w_max stays where it is)
+        sat &= ((targets - g).abs() > 0.01 * self.span).any(dim=0)
         count = int(sat.sum())
         if count:
-            self.pop.program(self._targets(self.flat), mask=sat.expand(2, -1))
+            self.pop.program(targets, mask=sat.expand(2, -1))
             self.refreshes += count
+            self.member_refreshes.index_add_(
+                0, self.member_index[sat], torch.ones(count, dtype=torch.float64,
+                                                      device=sat.device))
             self._read()
 
 
@@ -305,7 +335,7 @@ class Network:
                 if i < last:
                     h = ACTIVATIONS[self.spec.activation](h)
             else:
-                h = torch.bmm(h if i == 0 else h, _sign(w))
+                h = torch.bmm(h, _sign(w))
                 h = self._batchnorm(i, h)
                 if i < last:
                     h = _sign(h)

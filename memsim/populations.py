@@ -78,9 +78,6 @@ class Draws:
             return buf
         return buf.uniform_(generator=self.gens[0])
 
-    def uniform(self, n: int, dtype=torch.float32) -> torch.Tensor:
-        return self.uniform_(torch.empty(n, dtype=dtype, device=self.device))
-
     def rounding_uniform(self, n: int) -> torch.Tensor:
         """Uniforms (k + 1/2) / 2^16 for stochastic rounding, float32.
 

@@ -4,16 +4,19 @@
   accuracy, the truth's accuracy with the same training seed, the bias in percentage points
   and the fitted table's device-level metrics.
 * ``bias.csv`` / ``bias.md``: by truth x network x method x N, the bias = mean accuracy of
-  the fitted networks (data seeds x training seeds) - mean accuracy of the truth's networks
-  (training seeds x noise replicates), with a 95 % Welch confidence interval. The truth's runs
-  are shared by every cell of a truth, so their own noise is part of each interval (a shared
-  lucky or unlucky reference would otherwise shift every cell together).
+  the fitted networks - mean accuracy of the truth's networks, with a 95 % Welch confidence
+  interval whose units are independent replicates: for the fitted side one value per data
+  seed (its networks averaged over training seeds: networks trained on one fitted table share
+  that table, the main random effect), for the truth one value per training seed (averaged
+  over its noise replicates). With a single data seed the fitted side falls back to one value
+  per training seed (the interval is then about that one table; ``ci_unit`` says which).
+  The truth's runs are shared by every cell, so their noise is part of each interval.
 * ``device_metrics.csv`` / ``.md``: the device-level metrics by truth x method x N.
-* ``metric_bias.csv`` / ``.md``: how each device-level metric ranks the network-level bias:
-  Spearman correlation with |bias| (and with the signed bias) across cells (a cell is one
-  fitted table: bias averaged over training seeds), 95 % interval from Fisher's z with the
-  Fieller-Hartley-Pearson standard error 1.03/sqrt(n-3). The truth control is left out
-  (its metrics are zero by construction).
+* ``metric_bias.csv`` / ``.md``: how each device-level metric ranks the network-level bias,
+  per network: Spearman correlation with |bias| (and with the signed bias) across fitted
+  tables (bias averaged over training seeds), 95 % interval from Fisher's z with the
+  Fieller-Hartley-Pearson standard error 1.03/sqrt(n-3). The truth control is left out (its
+  distribution metrics are exactly zero).
 * ``bias_vs_n.png``, ``metric_vs_bias.png``.
 """
 
@@ -87,12 +90,17 @@ def bias_table(runs: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (truth, net, method, n), g in runs.groupby(["truth", "network", "method", "n"],
                                                     sort=True):
-        r = ref[(ref["truth"] == truth) & (ref["network"] == net)]["acc"]
-        b, lo, hi = welch_ci(100 * g["acc_fit"], 100 * r)
+        r = ref[(ref["truth"] == truth) & (ref["network"] == net)]
+        ref_units = 100 * r.groupby("train_seed")["acc"].mean()
+        by_data = g["data_seed"].nunique() > 1
+        unit = "data seed" if by_data else "training seed"
+        fit_units = 100 * g.groupby("data_seed" if by_data else "train_seed")["acc_fit"].mean()
+        b, lo, hi = welch_ci(fit_units, ref_units)
         rows.append({"truth": truth, "network": net, "method": method, "n": n,
-                     "bias_pp": b, "ci_low": lo, "ci_high": hi, "replicates": len(g),
-                     "reference_runs": len(r), "acc_fit_pct": 100 * g["acc_fit"].mean(),
-                     "acc_truth_pct": 100 * r.mean()})
+                     "bias_pp": b, "ci_low": lo, "ci_high": hi, "ci_unit": unit,
+                     "units": len(fit_units), "networks": len(g),
+                     "reference_networks": len(r), "acc_fit_pct": 100 * g["acc_fit"].mean(),
+                     "acc_truth_pct": 100 * r["acc"].mean()})
     return pd.DataFrame(rows)
 
 
@@ -111,14 +119,11 @@ def cell_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def metric_bias_table(runs: pd.DataFrame, controls: set[str]) -> pd.DataFrame:
     """Spearman correlation of each metric with |bias| and with the bias, per network
-    (networks differ in how much device noise they tolerate) and pooled."""
+    (networks differ by orders of magnitude in how much device noise they tolerate)."""
     cells = cell_table(runs)
     cells = cells[~cells["method"].isin(controls)]
-    groups = [(net, g) for net, g in cells.groupby("network", sort=True)]
-    if len(groups) > 1:
-        groups.append(("all", cells))
     rows = []
-    for net, g in groups:
+    for net, g in cells.groupby("network", sort=True):
         for metric in METRICS:
             if metric not in g:
                 continue
@@ -153,8 +158,9 @@ def bias_markdown(table: pd.DataFrame) -> str:
         for b, lo, hi in zip(t["bias_pp"], t["ci_low"], t["ci_high"], strict=True)]
     t["acc fit / truth (%)"] = [f"{a:.1f} / {b:.1f}" for a, b in
                                zip(t["acc_fit_pct"], t["acc_truth_pct"], strict=True)]
+    t["CI units"] = [f"{u} {w}s" for u, w in zip(t["units"], t["ci_unit"], strict=True)]
     return markdown(t[["truth", "network", "method", "n", "bias (pp) [95% CI]",
-                       "acc fit / truth (%)", "replicates", "reference_runs"]])
+                       "acc fit / truth (%)", "CI units", "networks", "reference_networks"]])
 
 
 # ---------------------------------------------------------------------- figures
@@ -194,7 +200,6 @@ def plot_metric_vs_bias(cells: pd.DataFrame, corr: pd.DataFrame):
     metrics = [m for m in METRICS if m in cells]
     cols = 3
     rows = int(np.ceil(len(metrics) / cols))
-    pooled = "all" if (corr["network"] == "all").any() else corr["network"].iloc[0]
     markers = dict(zip(sorted(cells["network"].unique()), "osD^v", strict=False))
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.8 * rows), squeeze=False)
     for ax, metric in zip(axes.ravel(), metrics, strict=False):
@@ -202,11 +207,10 @@ def plot_metric_vs_bias(cells: pd.DataFrame, corr: pd.DataFrame):
             for net, gn in g.groupby("network"):
                 ax.scatter(gn[metric], gn["bias_pp"], s=16, alpha=0.75, color=f"C{i}",
                            marker=markers[net], label=f"{method} ({net})")
-        row = corr[(corr["metric"] == metric) & (corr["network"] == pooled)]
-        if len(row):
-            r = row.iloc[0]
-            ax.set_title(f"{METRIC_LABELS[metric]}: ρ(|bias|) = {r['spearman_abs_bias']:.2f}"
-                         f" [{r['ci_low']:.2f}, {r['ci_high']:.2f}]", fontsize=9)
+        rows = corr[corr["metric"] == metric]
+        if len(rows):
+            rhos = ", ".join(f"{r.network} {r.spearman_abs_bias:.2f}" for r in rows.itertuples())
+            ax.set_title(f"{METRIC_LABELS[metric]}: ρ(|bias|) {rhos}", fontsize=9)
         ax.axhline(0, color="k", lw=0.6)
         ax.set_xlabel(METRIC_LABELS[metric])
         ax.set_ylabel("bias [pp]")

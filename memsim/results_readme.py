@@ -216,7 +216,9 @@ def _sweep_section(root: Path, out: Path, number: int) -> list[str]:
              f"`{_rel(out / 'runs.csv', root)}`.", "",
              "Bias = mean accuracy with the fitted tables (data seeds × training seeds) − mean "
              "accuracy with the true device (the same training seeds, each repeated with "
-             "independent device noise), in percentage points, with a 95 % Welch interval.", "",
+             "independent device noise), in percentage points, with a 95 % Welch interval over "
+             "independent units: data seeds (each a different fitted table) against training "
+             "seeds of the truth.", "",
              (out / "bias.md").read_text(), "",
              f"![bias vs N]({_rel(out / 'bias_vs_n.png', root)})", "",
              "How device-level metrics of the fitted tables rank the network-level |bias| "

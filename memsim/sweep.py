@@ -52,7 +52,7 @@ from .errors import MemsimError
 from .fitting import EDGE_RULES, MIN_PER_BIN, STATS, OptunaSettings, SmoothSettings, fit
 from .formats import load_model, table_document, table_from_document
 from .models import JumpTable
-from .networks import Mapping, NetworkSpec
+from .networks import Mapping, NetworkSpec, nominal_dw, pulse_polarities
 from .schema import Section, load_yaml
 from .storage import atomic_write, sha256_file, sha256_json, write_json
 from .synthetic import preset_names, sample_points
@@ -290,8 +290,9 @@ class Member:
         return sha256_json(asdict(self))[:20]
 
 
-def plan(spec: SweepSpec, models: dict) -> tuple[list[dict], list[dict]]:
-    """The fit cells and the training batches of a sweep, in a fixed order."""
+def plan(spec: SweepSpec, models: dict, compute: str = "cpu") -> tuple[list[dict], list[dict]]:
+    """The fit cells and the training batches of a sweep, in a fixed order. Batch keys include
+    the compute device: CPU and CUDA draw from different random streams."""
     fits = []
     for t in spec.truths:
         for n in spec.n:
@@ -328,7 +329,7 @@ def plan(spec: SweepSpec, models: dict) -> tuple[list[dict], list[dict]]:
         b["key"] = sha256_json({"members": [Member(**m).key() for m in b["members"]],
                                 "ident": [t.ident for t in spec.truths if t.name == b["truth"]],
                                 "settings": _train_settings(spec, b["network"]),
-                                "memsim": __version__})[:20]
+                                "compute": compute.split(":")[0], "memsim": __version__})[:20]
     return fits, batches
 
 
@@ -434,9 +435,8 @@ def run_batch(batch: dict, spec_doc: dict, out: str, compute: str = "cpu") -> li
 
 def truth_dw_min(truth, mapping: Mapping) -> float:
     """The weight change of one nominal pulse of the truth (shared by model and device)."""
-    step = truth.nominal_step("set")
-    span = truth.g_max - truth.g_min
-    return mapping.w_max * step / span * (1 if mapping.kind == "pair" else 2)
+    step = float(np.mean([truth.nominal_step(p) for p in pulse_polarities(mapping)]))
+    return nominal_dw(step, truth.g_max - truth.g_min, mapping)
 
 
 def run_sweep(spec: SweepSpec, file=None, compute: str = "cpu", progress: bool = True,
@@ -449,7 +449,7 @@ def run_sweep(spec: SweepSpec, file=None, compute: str = "cpu", progress: bool =
     models = validate(spec, file)
     out = Path(spec.out or f"results/{spec.name}")
     out.mkdir(parents=True, exist_ok=True)
-    fits, batches = plan(spec, models)
+    fits, batches = plan(spec, models, compute)
     todo_fits = [f for f in fits if not _cache(out, "fits", f["key"]).exists()]
     todo_batches = [b for b in batches if not _cache(out, "batches", b["key"]).exists()]
     log(f"{spec.name}: {len(fits)} fits ({len(fits) - len(todo_fits)} cached), "

@@ -241,10 +241,12 @@ class Trainer:
             acc = self.net.accuracy(self.data.x_test, self.data.y_test).cpu().numpy()
             loss = (loss_sum / steps).cpu().numpy()
             elapsed = time.perf_counter() - t0
+            pulses = self.net.syn.member_pulses.tolist()
+            refreshes = self.net.syn.member_refreshes.tolist()
             for m, seed in enumerate(self.seeds):
                 rows.append({"epoch": epoch, "member": m, "seed": seed,
                              "train_loss": float(loss[m]), "test_acc": float(acc[m]),
-                             "pulses": self.net.syn.pulses, "refreshes": self.net.syn.refreshes,
+                             "pulses": int(pulses[m]), "refreshes": int(refreshes[m]),
                              "seconds": elapsed})
             bar.set_postfix(acc=f"{np.mean(acc):.4f}")
             if log is not None:
@@ -283,8 +285,6 @@ def len_train(spec: TrainSpec) -> int:
 def prepare(spec: TrainSpec, compute: str = "cpu", file=None) -> Dataset:
     """Everything that can fail on a bad spec, before training starts."""
     spec.device.load()
-    if spec.training.batch < 1 or spec.training.lr <= 0:
-        raise MemsimError("batch and lr must be positive", file)
     data = load_dataset(spec.dataset, spec.subset, compute)
     check_against_data(spec, data, file)
     return data

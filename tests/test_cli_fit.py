@@ -105,3 +105,26 @@ def test_bad_fit_specs(runner, tmp_path, body, expected):
     line = result.stderr.strip()
     assert "\n" not in line and str(spec) in line and expected in line, line
     assert not (tmp_path / "o").exists()
+
+
+def test_holdout_keeps_whole_ramps_apart():
+    from memsim.data import load_device_data
+    from memsim.fitrun import split_holdout
+
+    data = load_device_data(RAMPS, unit="A", read_voltage=0.1)
+    train, held = split_holdout(data, 0.2, seed=0)
+    for pol in ("set", "reset"):
+        tr, he = train.points[pol].device, held.points[pol].device
+        assert set(tr).isdisjoint(he) and len(set(he)) >= 1
+        assert 0.1 < len(he) / (len(he) + len(tr)) < 0.35
+
+
+def test_rerun_into_the_same_folder_leaves_no_stale_outputs(runner, tmp_path):
+    csv = DATA / "synthetic" / "softbounds_n1000_seed0.csv"
+    out = tmp_path / "o"
+    assert run_cli(runner, ["fit", csv, "--bins", "8", "--out", out, "--no-plots",
+                            "--export", "crosssim"]).exit_code == 0
+    assert (out / "crosssim").is_dir()
+    (out / "notes.txt").write_text("mine")
+    assert run_cli(runner, ["fit", csv, "--bins", "8", "--out", out, "--no-plots"]).exit_code == 0
+    assert not (out / "crosssim").exists() and (out / "notes.txt").exists()

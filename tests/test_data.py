@@ -47,6 +47,26 @@ def test_ramps_polarity_can_be_forced():
     assert data.n("set") == 0 and data.n("reset") > 0
 
 
+def test_two_column_headers_name_the_polarity_and_mixed_ramps_are_refused(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("reset,set\n" + "\n".join(f"{1 - i / 10},{i / 10}" for i in range(6)))
+    data = load_device_data(path, unit="norm")
+    assert data.n("set") == 5 and data.n("reset") == 5
+    assert np.all(data.points["set"].dg > 0) and np.all(data.points["reset"].dg < 0)
+    mixed = tmp_path / "m.csv"
+    mixed.write_text("a,b,c\n" + "\n".join(f"{i},{10 - i},{i}" for i in range(5)))
+    with pytest.raises(MemsimError, match="both up"):
+        load_device_data(mixed, unit="norm", fmt="ramps")
+    assert load_device_data(mixed, unit="norm", fmt="ramps", polarity="set").n("set") == 12
+
+
+def test_ramp_labels_stay_distinct_across_files():
+    data = load_device_data(RAMPS, unit="A", read_voltage=0.1)
+    assert len(np.unique(data.points["set"].device)) == 39
+    assert len(np.unique(data.points["reset"].device)) == 40
+    assert set(data.points["set"].device).isdisjoint(data.points["reset"].device)
+
+
 def test_gong_updown_trace_normalised():
     data = load_device_data(GONG, unit="norm")
     assert data.n("set") == 999 and data.n("reset") == 999

@@ -92,8 +92,14 @@ def test_optuna_study_resumes_from_sqlite(tmp_path):
     assert len(first) == 8 and len(second) == 14  # 4 then 7 trials per polarity, resumed
     import optuna
 
-    study = optuna.load_study(study_name="s-set", storage=f"sqlite:///{db}")
-    assert len(study.trials) == 7
+    names = [s.study_name for s in optuna.get_all_study_summaries(f"sqlite:///{db}")]
+    set_study = [n for n in names if n.startswith("s-set-")]
+    assert len(set_study) == 1
+    assert len(optuna.load_study(study_name=set_study[0], storage=f"sqlite:///{db}").trials) == 7
+    other = sample_points(load_synthetic("softbounds"), 400, seed=1)
+    _, fresh = fit_optuna(other, settings, seed=0)  # other data: a new study, not a resume
+    assert len(fresh) == 14
+    assert len(optuna.get_all_study_summaries(f"sqlite:///{db}")) == 4
 
 
 def test_fits_are_deterministic_given_the_seed():

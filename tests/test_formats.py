@@ -74,6 +74,34 @@ def test_xbtorch_export_import_same_distribution(fitted, key, tmp_path):
         assert ks.max() < 0.02 and w1.max() < 0.02 * spread
 
 
+def test_xbtorch_round_trip_keeps_supports_and_spreads(fitted, tmp_path):
+    """A CDF row that starts with exact zeros must not grow a tail down to the axis start."""
+    table = fitted[("width", "empirical")]
+    write_xbtorch(table, tmp_path / "dev")
+    back = read_xbtorch(tmp_path / "dev")
+    for pol in ("set", "reset"):
+        a, b = table.tables[pol], back.tables[pol]
+        spread = a.quantiles[:, -1] - a.quantiles[:, 0]
+        np.testing.assert_allclose(b.quantiles[:, 0], a.quantiles[:, 0], atol=0.01 * spread.max())
+        np.testing.assert_allclose(b.stds, a.stds, rtol=0.03)
+
+
+def test_json_tables_in_other_units_are_scaled(fitted, tmp_path):
+    doc_path = tmp_path / "t.json"
+    write_table(fitted[("count", "gaussian")], doc_path)
+    doc = json.loads(doc_path.read_text())
+    doc["unit"] = "uS"
+    for pol in ("set", "reset"):
+        for key in ("edges", "mean", "std"):
+            doc[pol][key] = [v * 1e6 for v in doc[pol][key]]
+    doc["g_min"], doc["g_max"] = doc["g_min"] * 1e6, doc["g_max"] * 1e6
+    doc_path.write_text(json.dumps(doc))
+    back = read_table(doc_path)
+    assert back.unit == "S" and back.g_max == pytest.approx(fitted[("count", "gaussian")].g_max)
+    np.testing.assert_allclose(back.tables["set"].stds,
+                               fitted[("count", "gaussian")].tables["set"].stds, rtol=1e-9)
+
+
 def test_gaussian_crosssim_export_keeps_moments(fitted, tmp_path):
     table = fitted[("count", "gaussian")]
     write_crosssim(table, tmp_path)
@@ -125,3 +153,14 @@ def test_bad_table_files(tmp_path):
     (tmp_path / "x.json").write_text('{"format": "other"}')
     with pytest.raises(MemsimError, match="not a memsim jump table"):
         load_model(tmp_path / "x.json")
+    one = {"format": "memsim-jump-table", "g_min": 0, "g_max": 1,
+           "set": {"edges": [0, 1], "kind": "quantile", "quantiles": [[0.1]]}}
+    one["reset"] = one["set"]
+    (tmp_path / "one.json").write_text(json.dumps(one))
+    with pytest.raises(MemsimError, match="at least 2 values"):
+        load_model(tmp_path / "one.json")
+    (tmp_path / "lut").mkdir()
+    for name in ("dG_increasing.txt", "dG_decreasing.txt"):
+        (tmp_path / "lut" / name).write_bytes(b"\xff\xfe\x81 not text")
+    with pytest.raises(MemsimError, match="cannot read file"):
+        load_model(tmp_path / "lut")

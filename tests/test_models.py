@@ -155,3 +155,19 @@ def test_cuda_and_cpu_agree_in_distribution():
     cpu = _one_pulse_sample(dev, 15e-6, 200_000, "cpu")
     gpu = _one_pulse_sample(dev, 15e-6, 200_000, "cuda")
     assert stats.ks_2samp(cpu, gpu).statistic < 0.01
+
+
+def test_split_policy_moves_both_devices_of_a_pair():
+    from memsim.devices import Device
+    from memsim.networks import DeviceSynapses, Mapping
+
+    syn = DeviceSynapses([(20, 20)], 1, "cpu", Device(kind="ideal", levels=1000),
+                         Mapping(policy="split"), seed=0)
+    assert syn.dw_min == pytest.approx(1e-3)  # one pulse: 1/1000 of the range, w_max = 1
+    syn.initialise(torch.zeros(400))
+    start = syn.pop.g.clone().view(2, -1)
+    for _ in range(200):
+        syn.update(torch.full((400,), 4e-4))  # 0.4 pulses per step: single pulses
+    moved = (syn.pop.g.view(2, -1) != start).double().mean(dim=1)
+    assert moved[0] > 0.9 and moved[1] > 0.9  # G+ up (SET) and G- down (RESET) alike
+    assert float(syn.flat.mean()) == pytest.approx(0.08, rel=0.05)  # unbiased rounding
