@@ -204,18 +204,36 @@ class DeviceSynapses(Synapses):
         mp = self.mapping
         u = self.rounding.rounding_uniform(dw.numel())
         # stochastic rounding of dw / dw_min: n = floor(dw / dw_min + u)
-        n = torch.add(u, dw, alpha=1 / self.dw_min)
-        n = n.floor_().clamp_(-mp.max_pulses, mp.max_pulses).to(torch.int8)  # int8: cheap scan
-        k = n.nonzero().squeeze(1)
+        x = torch.add(u, dw, alpha=1 / self.dw_min).floor_().clamp_(-mp.max_pulses,
+                                                                    mp.max_pulses)
+        k, counts = self._nonzero(x)
         if k.numel():
-            counts = n.index_select(0, k).to(torch.int32)
-            self.pulses += self._program(k, counts)
-            self.member_pulses.index_add_(0, self.member_index.index_select(0, k),
-                                          counts.abs().double())
+            applied = self._program(k, counts)
+            self.pulses += applied
+            if self.members == 1:
+                self.member_pulses[0] += applied
+            else:
+                self.member_pulses.index_add_(0, self.member_index.index_select(0, k),
+                                              counts.abs().double())
             self._read(k)
         self.steps += 1
         if mp.refresh_every and self.steps % mp.refresh_every == 0:
             self._refresh()
+
+    def _nonzero(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Indices and int32 values of the non-zero pulse counts. Most counts are zero: the
+        int8 counts are scanned as int64 words (eight at a time), then only the non-zero
+        words are unpacked."""
+        size = x.numel()
+        if getattr(self, "_n8", None) is None:
+            self._n8 = torch.zeros((size + 7) // 8 * 8, dtype=torch.int8, device=x.device)
+            self._lanes = torch.arange(8, device=x.device)
+        self._n8[:size].copy_(x)
+        words = self._n8.view(torch.int64).nonzero().squeeze(1)
+        pos = (words.unsqueeze(1) * 8 + self._lanes).reshape(-1)
+        vals = self._n8.index_select(0, pos)
+        keep = vals.nonzero().squeeze(1)
+        return pos.index_select(0, keep), vals.index_select(0, keep).to(torch.int32)
 
     def _program(self, k: torch.Tensor, n: torch.Tensor) -> int:
         """Send the pulses for flat weights ``k`` with signed counts ``n``."""

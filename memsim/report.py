@@ -3,14 +3,10 @@
 * ``runs.csv``: every fitted network: truth, network, method, N, data and training seed, its
   accuracy, the truth's accuracy with the same training seed, the bias in percentage points
   and the fitted table's device-level metrics.
-* ``bias.csv`` / ``bias.md``: by truth x network x method x N, the bias = mean accuracy of
-  the fitted networks - mean accuracy of the truth's networks, with a 95 % Welch confidence
-  interval whose units are independent replicates: for the fitted side one value per data
-  seed (its networks averaged over training seeds: networks trained on one fitted table share
-  that table, the main random effect), for the truth one value per training seed (averaged
-  over its noise replicates). With a single data seed the fitted side falls back to one value
-  per training seed (the interval is then about that one table; ``ci_unit`` says which).
-  The truth's runs are shared by every cell, so their noise is part of each interval.
+* ``bias.csv`` / ``bias.md``: by truth x network x method x N, the bias = accuracy of the
+  fitted networks - accuracy of the truth's networks with the same training seeds (mean over
+  noise replicates), in percentage points, with a 95 % interval over independent units (data
+  seeds: networks on one fitted table share it; see :func:`paired_bias`).
 * ``device_metrics.csv`` / ``.md``: the device-level metrics by truth x method x N.
 * ``metric_bias.csv`` / ``.md``: how each device-level metric ranks the network-level bias,
   per network: Spearman correlation with |bias| (and with the signed bias) across fitted
@@ -48,21 +44,6 @@ def spearman_ci(x, y, level: float = 0.95) -> tuple[float, float, float, int]:
     return rho, float(np.tanh(z - half)), float(np.tanh(z + half)), n
 
 
-def welch_ci(a, b, level: float = 0.95) -> tuple[float, float, float]:
-    """mean(a) - mean(b) with a Welch confidence interval."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    diff = float(a.mean() - b.mean())
-    if len(a) < 2 or len(b) < 2:
-        return diff, float("nan"), float("nan")
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    se = np.sqrt(va + vb)
-    if se == 0:
-        return diff, diff, diff
-    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    half = stats.t.ppf(0.5 + level / 2, dof) * se
-    return diff, diff - half, diff + half
-
-
 def reference_runs(members: pd.DataFrame) -> pd.DataFrame:
     return members[members["role"] == "reference"]
 
@@ -85,21 +66,52 @@ def assemble(fitdf: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
                                           "train_seed"]).reset_index(drop=True)
 
 
+def paired_bias(g: pd.DataFrame, ref: pd.DataFrame, level: float = 0.95):
+    """Bias (pp) of one cell with a confidence interval that respects the design.
+
+    Each fitted network is paired with the truth's mean accuracy for its training seed (same
+    initial weights and data order), which cancels seed effects. With several data seeds the
+    unit is the data seed (its paired differences averaged over training seeds): networks on
+    one fitted table share that table. Their spread misses the reference noise common to all
+    data seeds, whose variance (within-seed replicate variance / reference networks) is added
+    (Welch-Satterthwaite degrees of freedom). With one data seed the unit is the training seed.
+    Returns (bias, low, high, unit, number of units).
+    """
+    per_seed = ref.groupby("train_seed")["acc"]
+    r_mean = 100 * per_seed.mean()
+    d = g.assign(diff=100 * g["acc_fit"] - r_mean.reindex(g["train_seed"]).to_numpy())
+    if g["data_seed"].nunique() > 1:
+        units = d.groupby("data_seed")["diff"].mean()
+        unit = "data seed"
+        within = (100 * ref["acc"] - r_mean.reindex(ref["train_seed"]).to_numpy())
+        dof_ref = len(ref) - ref["train_seed"].nunique()
+        var_ref = float((within**2).sum() / dof_ref) / len(ref) if dof_ref > 0 else 0.0
+    else:
+        units = d.groupby("train_seed")["diff"].mean()
+        unit, var_ref, dof_ref = "training seed", 0.0, 0
+    bias = float(units.mean())
+    if len(units) < 2:
+        return bias, float("nan"), float("nan"), unit, len(units)
+    var_units = float(units.var(ddof=1)) / len(units)
+    var = var_units + var_ref
+    if var == 0:
+        return bias, bias, bias, unit, len(units)
+    dof = var**2 / (var_units**2 / (len(units) - 1) + (var_ref**2 / dof_ref if dof_ref else 0))
+    half = stats.t.ppf(0.5 + level / 2, dof) * np.sqrt(var)
+    return bias, bias - half, bias + half, unit, len(units)
+
+
 def bias_table(runs: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
     ref = reference_runs(members)
     rows = []
     for (truth, net, method, n), g in runs.groupby(["truth", "network", "method", "n"],
                                                     sort=True):
         r = ref[(ref["truth"] == truth) & (ref["network"] == net)]
-        ref_units = 100 * r.groupby("train_seed")["acc"].mean()
-        by_data = g["data_seed"].nunique() > 1
-        unit = "data seed" if by_data else "training seed"
-        fit_units = 100 * g.groupby("data_seed" if by_data else "train_seed")["acc_fit"].mean()
-        b, lo, hi = welch_ci(fit_units, ref_units)
+        b, lo, hi, unit, units = paired_bias(g, r)
         rows.append({"truth": truth, "network": net, "method": method, "n": n,
                      "bias_pp": b, "ci_low": lo, "ci_high": hi, "ci_unit": unit,
-                     "units": len(fit_units), "networks": len(g),
-                     "reference_networks": len(r), "acc_fit_pct": 100 * g["acc_fit"].mean(),
+                     "units": units, "networks": len(g), "reference_networks": len(r),
+                     "acc_fit_pct": 100 * g["acc_fit"].mean(),
                      "acc_truth_pct": 100 * r["acc"].mean()})
     return pd.DataFrame(rows)
 
