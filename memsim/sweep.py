@@ -142,7 +142,7 @@ def _truth_ident(ref: str) -> str:
     return sha256_json([sha256_file(f) for f in files if f.is_file()])
 
 
-def _method(sec: Section, i: int) -> MethodSpec:
+def _method(sec: Section) -> MethodSpec:
     kind = sec.take("method", str, choices=METHOD_KINDS)
     name = sec.take("name", str, kind)
     params: dict = {}
@@ -196,7 +196,7 @@ def parse_sweep_spec(data: dict, file=None) -> SweepSpec:
     methods = sec.take("methods", list)
     if not methods:
         raise sec.error("methods", "must list at least one fitting method")
-    spec.methods = [_method(Section(m, file, f"methods[{i}]"), i) for i, m in enumerate(methods)]
+    spec.methods = [_method(Section(m, file, f"methods[{i}]")) for i, m in enumerate(methods)]
     names = [m.name for m in spec.methods]
     if len(set(names)) != len(names):
         raise sec.error("methods", f"method names must be unique, found {names}")
