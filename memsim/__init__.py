@@ -1,7 +1,65 @@
 """memsim: neural networks on simulated resistive-memory devices.
 
 Fit jump tables from device data, train networks with any device model in the loop, and measure
-the modeling bias of fitted device models. The CLI (``memsim``) is a thin layer over this API.
+the modeling bias of fitted device models. The CLI (``memsim``) is a thin layer over this API::
+
+    import memsim
+
+    data = memsim.load_device_data("set.csv", unit="uS")          # device data
+    table = memsim.fit(data, "optuna").table                      # a fitted model
+    truth = memsim.load_model("preset:xbtorch_target")            # any model reference
+    pop = memsim.population_for(table, 10_000)                    # devices, pulsed with torch
+    result = memsim.train(memsim.load_train_spec("experiments/mlp_tiox.yaml"))
+    out = memsim.run_sweep(memsim.load_sweep_spec("experiments/bias_synthetic.yaml"))
+
+Names are loaded on first use, so ``import memsim`` stays cheap.
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
+
+_API = {
+    # device data -> models
+    "load_device_data": "memsim.io.data",
+    "PulseData": "memsim.io.data",
+    "load_model": "memsim.models.resolve",
+    "sample_points": "memsim.models.sampling",
+    "JumpTable": "memsim.models.table",
+    "DeviceModel": "memsim.models.base",
+    # fitting
+    "fit": "memsim.fit.registry",
+    "get_method": "memsim.fit.registry",
+    "FIT_METHODS": "memsim.fit.registry",
+    "load_fit_spec": "memsim.fit.experiment",
+    "run_fit": "memsim.fit.experiment",
+    "compare_models": "memsim.metrics.distances",
+    "compare_to_data": "memsim.metrics.distances",
+    # devices -> populations
+    "DEVICE_KINDS": "memsim.devices.registry",
+    "parse_device": "memsim.devices.registry",
+    "population_for": "memsim.devices.registry",
+    # training
+    "load_train_spec": "memsim.train.spec",
+    "parse_train_spec": "memsim.train.spec",
+    "train": "memsim.train.trainer",
+    # sweeps
+    "load_sweep_spec": "memsim.sweep.spec",
+    "run_sweep": "memsim.sweep.run",
+    "MemsimError": "memsim.errors",
+}
+_RENAMED = {"FIT_METHODS": "METHODS", "DEVICE_KINDS": "KINDS"}
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str):
+    if name not in _API:
+        raise AttributeError(f"module 'memsim' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_API[name]), _RENAMED.get(name, name))
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)

@@ -12,7 +12,8 @@ import time
 import numpy as np
 import torch
 
-from .formats import load_model
+from .devices.registry import population_for
+from .models.resolve import load_model
 
 
 def machine() -> dict:
@@ -32,7 +33,7 @@ def bench_sampling(model_ref: str = "device_data/xbtorch_tiox/optuna_exp_1.5V",
                    devices: int = 1_000_000, pulses: int = 50, device: str = "cpu") -> dict:
     """Jump-table pulses per second: ``devices`` float32 devices, SET then RESET pulses."""
     model = load_model(model_ref)
-    pop = model.population(devices, device=device, seed=0)
+    pop = population_for(model, devices, device=device, seed=0)
     pop.program((model.g_min + model.g_max) / 2)
     pop.pulse_all("set", 3)  # warm-up: buffers, caches
     _sync(device)
@@ -58,8 +59,9 @@ def bench_sampling(model_ref: str = "device_data/xbtorch_tiox/optuna_exp_1.5V",
 
 def bench_optuna(points: int = 10_000, trials: int = 100, preset: str = "asymmetric") -> dict:
     """Wall time of an Optuna fit (both polarities, ``trials`` each) on ``points`` points."""
-    from .fitting import OptunaSettings, fit_optuna
-    from .synthetic import load_synthetic, sample_points
+    from .fit.optuna_binning import OptunaSettings, fit_optuna
+    from .models.sampling import sample_points
+    from .models.synthetic import load_synthetic
 
     data = sample_points(load_synthetic(preset), points // 2, seed=0)
     t0 = time.perf_counter()
@@ -90,7 +92,8 @@ def bench_training(table: str = "device_data/xbtorch_tiox/optuna_exp_1.5V", repe
                    device: str = "cpu", subset: int | None = None) -> dict:
     """One MNIST epoch of a 784-100-10 MLP, batch 64, SGD: differential pairs on a jump table
     against the float network, timed alternately in the same process."""
-    from .training import Trainer, parse_train_spec, prepare
+    from .train.spec import parse_train_spec
+    from .train.trainer import Trainer, prepare
 
     base = {"network": {"kind": "mlp", "hidden": [100]}, "subset": subset,
             "training": {"epochs": 1, "batch": 64, "lr": 0.1}}
@@ -123,7 +126,8 @@ def bench_ensemble(table: str = "device_data/xbtorch_tiox/optuna_exp_1.5V", memb
                    device: str = "cpu", subset: int | None = None) -> dict:
     """K networks (784-100-10 MLP on a jump table, one MNIST epoch) trained in one batched
     pass against the same K trained one after the other, in the same process."""
-    from .training import Trainer, parse_train_spec, prepare
+    from .train.spec import parse_train_spec
+    from .train.trainer import Trainer, prepare
 
     base = {"network": {"kind": "mlp", "hidden": [100]}, "subset": subset,
             "device": {"kind": "table", "path": table},

@@ -7,12 +7,14 @@ exit code 2, before any output is written.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 
 import click
 
 from .errors import MemsimError
+from .fit.registry import METHODS
 
 
 def handle_errors(func):
@@ -54,6 +56,8 @@ class OneLineErrors(click.Group):
 @click.version_option(package_name="memsim")
 def main():
     """memsim: neural networks on simulated resistive-memory devices."""
+    # figures are files: the CLI draws without a display (a notebook keeps its own backend)
+    os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 def merge_flags(raw: dict, flags: dict) -> dict:
@@ -73,7 +77,7 @@ def merge_flags(raw: dict, flags: dict) -> dict:
 def _is_spec(sources: tuple[str, ...]) -> bool:
     if len(sources) != 1 or Path(sources[0]).suffix not in (".yaml", ".yml"):
         return False
-    from .schema import load_yaml
+    from .io.schema import load_yaml
 
     doc = load_yaml(sources[0])
     return not ("g_min" in doc and "set" in doc)  # a synthetic device is a source, not a spec
@@ -81,7 +85,7 @@ def _is_spec(sources: tuple[str, ...]) -> bool:
 
 @main.command("fit")
 @click.argument("sources", nargs=-1, required=True)
-@click.option("--method", type=click.Choice(["binning", "optuna", "smooth"]))
+@click.option("--method", type=click.Choice(list(METHODS)))
 @click.option("--bins", type=int, help="binning: number of bins K")
 @click.option("--edges", type=click.Choice(["width", "count"]), help="binning: edge rule")
 @click.option("--stat", type=click.Choice(["empirical", "gaussian"]), help="binning: per bin")
@@ -108,8 +112,8 @@ def fit_cmd(sources, method, bins, edges, stat, trials, folds, storage, n_points
     traces); or one device model to draw data from (a table file, an XBTorch prefix, a
     CrossSim LUT folder, a synthetic-device YAML or a preset name).
     """
-    from . import fitrun
-    from .schema import load_yaml
+    from .fit import experiment as fitrun
+    from .io.schema import load_yaml
 
     if _is_spec(sources):
         file, raw = sources[0], load_yaml(sources[0])
@@ -134,8 +138,9 @@ def fit_cmd(sources, method, bins, edges, stat, trials, folds, storage, n_points
 
 @main.command("train")
 @click.argument("spec_file", type=click.Path(dir_okay=False))
-@click.option("--device", "compute", default="auto", show_default=True,
-              help="where to compute: auto, cpu or cuda")
+@click.option("--compute", "--device", "compute", default="auto", show_default=True,
+              help="where to compute: auto, cpu or cuda (--device: the old name). The memory "
+                   "device is the spec's device:")
 @click.option("--seed", type=int, help="training seed (overrides seed/seeds)")
 @click.option("--epochs", type=int)
 @click.option("--subset", type=int, help="use N training examples")
@@ -144,20 +149,21 @@ def fit_cmd(sources, method, bins, edges, stat, trials, folds, storage, n_points
 @handle_errors
 def train_cmd(spec_file, compute, seed, epochs, subset, out, no_progress):
     """Train a network with its weights on simulated devices (SPEC_FILE: a train spec)."""
-    from . import training
-    from .schema import load_yaml
+    from .io.schema import load_yaml
+    from .train import spec as train_spec
+    from .train import trainer
 
     raw = load_yaml(spec_file)
     flags = {"subset": subset, "out": out, "training": {"epochs": epochs}}
     if seed is not None:
         raw = {k: v for k, v in raw.items() if k not in ("seed", "seeds")}
         flags["seed"] = seed
-    spec = training.parse_train_spec(merge_flags(raw, flags), spec_file)
+    spec = train_spec.parse_train_spec(merge_flags(raw, flags), spec_file)
     if out is not None:
         spec.out = out
     out_dir = spec.out or f"results/train/{spec.name}"
-    result = training.train(spec, compute, progress=not no_progress, file=spec_file)
-    training.write_train_outputs(result, out_dir)
+    result = trainer.train(spec, compute, progress=not no_progress, file=spec_file)
+    trainer.write_train_outputs(result, out_dir)
     summary = result.summary()
     cols = ["name", "device", "seed", "final_test_acc", "best_test_acc", "pulses", "seconds"]
     click.echo(summary[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
@@ -185,7 +191,8 @@ def _int_list(text: str | None, flag: str) -> list[int] | None:
               help="truth device (table file, preset, device YAML); replaces the spec's")
 @click.option("--jobs", type=int, help="processes for fits and training batches")
 @click.option("--ensemble", type=int, help="networks per batched pass")
-@click.option("--device", "compute", default="auto", show_default=True)
+@click.option("--compute", "--device", "compute", default="auto", show_default=True,
+              help="where to compute: auto, cpu or cuda (--device: the old name)")
 @click.option("--out", type=click.Path(file_okay=False))
 @click.option("--no-progress", is_flag=True)
 @handle_errors
@@ -195,28 +202,28 @@ def bias_sweep_cmd(spec_file, epochs, subset, seeds, data_seeds, sizes, truths, 
 
     Resumable: rerunning the same command skips every finished fit and training batch.
     """
-    from . import sweep
-    from .schema import load_yaml
-    from .synthetic import preset_names
-    from .training import pick_device
+    from .io.schema import load_yaml
+    from .models.resolve import is_preset
+    from .sweep import run_sweep
+    from .sweep.spec import parse_sweep_spec
+    from .train.trainer import pick_device
 
     for flag, value in (("--seeds", seeds), ("--data-seeds", data_seeds)):
         if value is not None and value < 1:
             raise MemsimError(f"{flag} must be at least 1, not {value}")
     raw = load_yaml(spec_file)
     # truths on the command line are relative to where the command runs, not to the spec
-    cli_truths = [t if t in preset_names() or t.startswith("preset:") else
-                  str(Path(t).resolve()) for t in truths]
+    cli_truths = [t if is_preset(t) else str(Path(t).resolve()) for t in truths]
     flags = {"subset": subset, "out": out, "jobs": jobs, "ensemble": ensemble,
              "n": _int_list(sizes, "--n"), "training": {"epochs": epochs},
              "train_seeds": list(range(seeds)) if seeds else None,
              "data_seeds": list(range(data_seeds)) if data_seeds else None,
              "truths": cli_truths or None}
-    spec = sweep.parse_sweep_spec(merge_flags(raw, flags), spec_file)
+    spec = parse_sweep_spec(merge_flags(raw, flags), spec_file)
     if out is not None:
         spec.out = out
     compute = pick_device(compute)
-    result = sweep.run_sweep(spec, spec_file, compute, progress=not no_progress,
+    result = run_sweep(spec, spec_file, compute, progress=not no_progress,
                              log=lambda msg: click.echo(msg, err=True))
     click.echo((result / "bias.md").read_text())
     click.echo(f"wrote {result}")
@@ -236,9 +243,9 @@ def generate_cmd(model, n_points, seed, unit, out):
 
     MODEL: a preset name, a synthetic-device YAML or any table memsim reads.
     """
-    from .data import write_tidy_csv
-    from .formats import load_model
-    from .synthetic import sample_points
+    from .io.data import write_tidy_csv
+    from .models.resolve import load_model
+    from .models.sampling import sample_points
 
     if n_points < 1:
         raise MemsimError(f"--n must be positive, not {n_points}")
@@ -249,7 +256,8 @@ def generate_cmd(model, n_points, seed, unit, out):
 
 @main.command("bench")
 @click.argument("which", nargs=-1)
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda or auto")
+@click.option("--compute", "--device", "device", default="auto", show_default=True,
+              help="where to compute: cpu, cuda or auto (--device: the old name)")
 @click.option("--out", type=click.Path(dir_okay=False), help="also write the figures as CSV")
 @handle_errors
 def bench_cmd(which, device, out):
@@ -257,8 +265,8 @@ def bench_cmd(which, device, out):
     import pandas as pd
 
     from . import bench
-    from .storage import write_csv
-    from .training import pick_device
+    from .io.storage import write_csv
+    from .train.trainer import pick_device
 
     device = pick_device(device)
     names = list(which) or ["sampling", "optuna", "training", "ensemble"]
@@ -281,7 +289,7 @@ def bench_cmd(which, device, out):
 @main.command("presets")
 def presets_cmd():
     """List the synthetic-device presets."""
-    from .synthetic import load_synthetic, preset_names
+    from .models.synthetic import load_synthetic, preset_names
 
     for name in preset_names():
         dev = load_synthetic(name)

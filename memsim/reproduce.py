@@ -7,6 +7,7 @@ overrides, are listed in ``experiments/reproduce.yaml``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -14,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import MemsimError
-from .schema import load_yaml
-from .storage import save_figure, write_csv
+from .io.schema import load_yaml
+from .io.storage import save_figure, write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,13 +29,13 @@ def _merge(raw: dict, over: dict) -> dict:
 
 
 def run_fits(specs: list[Path], log) -> list[Path]:
-    from . import fitrun
+    from .fit import experiment as fitrun
 
     outs = []
     for path in specs:
         t0 = time.perf_counter()
         spec = fitrun.load_fit_spec(path)
-        spec.optuna.progress = False
+        spec.methods["optuna"].settings.progress = False
         result = fitrun.run_fit(spec)
         out = Path(spec.out or ROOT / "results" / "fit" / spec.name)
         fitrun.write_outputs(result, out)
@@ -45,17 +46,18 @@ def run_fits(specs: list[Path], log) -> list[Path]:
 
 def run_trainings(specs: list[Path], over: dict, log) -> pd.DataFrame:
     """``over``: overrides for every spec, plus per-file ones under the spec's file name."""
-    from . import training
+    from .train import spec as train_spec
+    from .train import trainer
 
     common = {k: v for k, v in over.items() if not k.endswith((".yaml", ".yml"))}
     summaries, histories = [], []
     for path in specs:
         t0 = time.perf_counter()
         raw = _merge(_merge(load_yaml(path), common), over.get(path.name, {}))
-        spec = training.parse_train_spec(raw, path)
-        result = training.train(spec, "auto", progress=False, file=path)
+        spec = train_spec.parse_train_spec(raw, path)
+        result = trainer.train(spec, "auto", progress=False, file=path)
         out = Path(spec.out or ROOT / "results" / "train" / spec.name)
-        training.write_train_outputs(result, out)
+        trainer.write_train_outputs(result, out)
         summaries.append(result.summary())
         histories.append(result.history.assign(name=spec.name, network=spec.network.kind))
         log(f"train {spec.name}: {100 * result.summary()['final_test_acc'].iloc[0]:.2f} % "
@@ -67,9 +69,6 @@ def run_trainings(specs: list[Path], over: dict, log) -> pd.DataFrame:
 
 
 def _plot_trainings(histories):
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
@@ -87,13 +86,14 @@ def _plot_trainings(histories):
 
 
 def run_sweeps(specs: list[Path], over: dict, log) -> list[Path]:
-    from . import sweep
+    from .sweep import run_sweep
+    from .sweep.spec import parse_sweep_spec
 
     outs = []
     for path in specs:
         t0 = time.perf_counter()
-        spec = sweep.parse_sweep_spec(_merge(load_yaml(path), over.get(path.name, {})), path)
-        out = sweep.run_sweep(spec, path, "cuda" if _cuda() else "cpu", progress=False,
+        spec = parse_sweep_spec(_merge(load_yaml(path), over.get(path.name, {})), path)
+        out = run_sweep(spec, path, "cuda" if _cuda() else "cpu", progress=False,
                               log=log)
         outs.append(out)
         log(f"sweep {spec.name}: {time.perf_counter() - t0:.0f} s")
@@ -111,6 +111,7 @@ def main(argv=None) -> int:
     parser.add_argument("--scale", choices=("reduced", "full"), default="reduced")
     parser.add_argument("--plan", default=str(ROOT / "experiments" / "reproduce.yaml"))
     args = parser.parse_args(argv)
+    os.environ.setdefault("MPLBACKEND", "Agg")  # figures are files
     t_start = time.perf_counter()
 
     def log(msg):

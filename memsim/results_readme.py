@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .report import markdown
-from .storage import write_text
+from .io.storage import write_text
+from .sweep.report import markdown
 
 
 def _rel(path: Path, root: Path) -> str:

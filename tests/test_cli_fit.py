@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from conftest import DATA, GONG, RAMPS, TIOX, run_cli
 
-from memsim.formats import load_model, read_table
+from memsim.models.formats import read_table
+from memsim.models.resolve import load_model
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -108,8 +109,8 @@ def test_bad_fit_specs(runner, tmp_path, body, expected):
 
 
 def test_holdout_keeps_whole_ramps_apart():
-    from memsim.data import load_device_data
-    from memsim.fitrun import split_holdout
+    from memsim.fit.experiment import split_holdout
+    from memsim.io.data import load_device_data
 
     data = load_device_data(RAMPS, unit="A", read_voltage=0.1)
     train, held = split_holdout(data, 0.2, seed=0)

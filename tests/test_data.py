@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from conftest import GONG, RAMPS, run_cli
 
-from memsim.data import load_device_data, write_tidy_csv
 from memsim.errors import MemsimError
-from memsim.synthetic import load_synthetic, sample_points
+from memsim.io.data import load_device_data, write_tidy_csv
+from memsim.models.sampling import sample_points
+from memsim.models.synthetic import load_synthetic
 
 
 def test_tidy_round_trip_with_units(tmp_path):

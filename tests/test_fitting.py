@@ -6,17 +6,12 @@ import numpy as np
 import pytest
 from scipy import optimize
 
-from memsim.fitting import (
-    OptunaSettings,
-    SmoothSettings,
-    fit_binning,
-    fit_optuna,
-    fit_smooth,
-    gaussian_nll,
-    spline_basis,
-)
+from memsim.fit.binning import fit_binning
+from memsim.fit.optuna_binning import OptunaSettings, fit_optuna
+from memsim.fit.smooth import SmoothSettings, fit_smooth, gaussian_nll, spline_basis
 from memsim.metrics import compare_models
-from memsim.synthetic import load_synthetic, sample_points, synthetic_from_spec
+from memsim.models.sampling import sample_points
+from memsim.models.synthetic import load_synthetic, synthetic_from_spec
 
 SIZES = (300, 3000, 30000)
 

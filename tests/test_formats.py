@@ -9,9 +9,9 @@ import pytest
 from conftest import ENODE, TIOX, XBSYN
 
 from memsim.errors import MemsimError
-from memsim.fitting import fit_binning
-from memsim.formats import (
-    load_model,
+from memsim.fit.binning import fit_binning
+from memsim.metrics import distribution_distances
+from memsim.models.formats import (
     read_crosssim,
     read_table,
     read_xbtorch,
@@ -19,8 +19,9 @@ from memsim.formats import (
     write_table,
     write_xbtorch,
 )
-from memsim.metrics import distribution_distances
-from memsim.synthetic import load_synthetic, sample_points
+from memsim.models.resolve import load_model
+from memsim.models.sampling import sample_points
+from memsim.models.synthetic import load_synthetic
 
 
 @pytest.fixture(scope="module")

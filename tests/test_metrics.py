@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from scipy import special
 
-from memsim.formats import load_model
 from memsim.metrics import compare_models, compare_to_data, crps_gaussian, crps_quantile_rows
-from memsim.synthetic import load_synthetic, sample_points
+from memsim.models.resolve import load_model
+from memsim.models.sampling import sample_points
+from memsim.models.synthetic import load_synthetic
 
 
 def test_crps_of_quantile_rows_matches_closed_forms():

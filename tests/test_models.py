@@ -8,11 +8,15 @@ import torch
 from conftest import DEVICES, TIOX
 from scipy import stats
 
-from memsim.fitting import bin_edges, fit_bins
-from memsim.formats import load_model
+from memsim.devices.ideal import IdealPopulation
+from memsim.devices.population import Workspace
+from memsim.devices.registry import population_for
+from memsim.devices.table import TablePopulation, TableStack
+from memsim.fit.binning import bin_edges, fit_bins
 from memsim.models import ConditionalTable, JumpTable
-from memsim.populations import IdealPopulation, TablePopulation, TableStack, Workspace
-from memsim.synthetic import load_synthetic, sample_points
+from memsim.models.resolve import load_model
+from memsim.models.sampling import sample_points
+from memsim.models.synthetic import load_synthetic
 
 
 def _table(kind: str, edges: np.ndarray, seed: int = 0) -> ConditionalTable:
@@ -28,7 +32,7 @@ def _table(kind: str, edges: np.ndarray, seed: int = 0) -> ConditionalTable:
 
 
 def _one_pulse_sample(table: JumpTable, g0: float, n: int, device: str, pol="set"):
-    pop = table.population(n, device=device, seed=5, dtype=torch.float64)
+    pop = population_for(table, n, device=device, seed=5, dtype=torch.float64)
     pop.program(g0)
     pop.pulse_all(pol)
     return (pop.conductance().cpu().numpy() - g0)
@@ -74,7 +78,7 @@ def test_bin_lookup_matches_numpy_for_irregular_edges():
 
 def test_imported_levels_use_the_fast_regular_grid():
     tiox = load_model(TIOX)
-    pop = tiox.population(10)
+    pop = population_for(tiox, 10)
     assert pop.stack.identity  # uniform levels -> half-width end bins, still arithmetic lookup
 
 
@@ -106,7 +110,7 @@ def test_same_seed_same_numbers():
                        "reset": _table("gaussian", np.linspace(0, 1, 9))}, 0, 1)
     runs = []
     for _ in range(2):
-        pop = table.population(300_000, seed=11)  # large: the split parallel draws
+        pop = population_for(table, 300_000, seed=11)  # large: the split parallel draws
         pop.program(0.5)
         counts = torch.randint(-3, 4, (300_000,), generator=torch.Generator().manual_seed(0))
         pop.apply(counts)
@@ -118,7 +122,7 @@ def test_synthetic_population_matches_profiles():
     dev = load_synthetic("asymmetric")
     g0 = 20e-6
     for pol in ("set", "reset"):
-        pop = dev.population(200_000, seed=1, dtype=torch.float64)
+        pop = population_for(dev, 200_000, seed=1, dtype=torch.float64)
         pop.program(g0)
         pop.pulse_all(pol)
         dg = pop.conductance().numpy() - g0
@@ -158,10 +162,10 @@ def test_cuda_and_cpu_agree_in_distribution():
 
 
 def test_split_policy_moves_both_devices_of_a_pair():
-    from memsim.devices import Device
-    from memsim.networks import DeviceSynapses, Mapping
+    from memsim.devices.ideal import IdealKind
+    from memsim.train.cells import DeviceSynapses, Mapping
 
-    syn = DeviceSynapses([(20, 20)], 1, "cpu", Device(kind="ideal", levels=1000),
+    syn = DeviceSynapses([(20, 20)], 1, "cpu", IdealKind(levels=1000),
                          Mapping(policy="split"), seed=0)
     assert syn.dw_min == pytest.approx(1e-3)  # one pulse: 1/1000 of the range, w_max = 1
     syn.initialise(torch.zeros(400))

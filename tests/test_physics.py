@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from memsim.devices.hfox import HfOxPopulation, draw_parameters
 from memsim.errors import MemsimError
-from memsim.physics import HfOxPopulation, draw_parameters
-from memsim.training import Trainer, parse_train_spec, prepare
+from memsim.train.spec import parse_train_spec
+from memsim.train.trainer import Trainer, prepare
 
 
 def test_parameters_follow_the_truncated_distributions():

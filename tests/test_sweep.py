@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 from conftest import TIOX, run_cli
 
-from memsim import sweep
 from memsim.errors import MemsimError
 from memsim.sweep import parse_sweep_spec, run_sweep
+from memsim.sweep import run as sweep_run
+from memsim.sweep import spec as sweep_spec
 
 SMALL = {
     "name": "t", "subset": 2000, "truths": ["softbounds"], "n": [60, 400],
@@ -45,7 +46,7 @@ def test_outputs_and_truth_control_covers_zero(finished):
 
 
 def test_interrupted_sweep_resumes_to_the_same_tables(finished, tmp_path, monkeypatch):
-    real = sweep.run_batch
+    real = sweep_run.run_batch
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -54,16 +55,16 @@ def test_interrupted_sweep_resumes_to_the_same_tables(finished, tmp_path, monkey
             raise KeyboardInterrupt  # Ctrl-C in the middle of the sweep
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sweep, "run_batch", flaky)
+    monkeypatch.setattr(sweep_run, "run_batch", flaky)
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path, "resumed")
     done = set((tmp_path / "resumed" / "cache" / "batches").glob("*.json"))
     assert len(done) == 1 and not (tmp_path / "resumed" / "bias.csv").exists()
 
     recomputed = []
-    monkeypatch.setattr(sweep, "run_batch",
+    monkeypatch.setattr(sweep_run, "run_batch",
                         lambda b, *a, **k: recomputed.append(b["key"]) or real(b, *a, **k))
-    monkeypatch.setattr(sweep, "run_fit_cell", lambda *a, **k: pytest.fail("fit recomputed"))
+    monkeypatch.setattr(sweep_run, "run_fit_cell", lambda *a, **k: pytest.fail("fit recomputed"))
     out = _run(tmp_path, "resumed")
     assert {p.stem for p in done}.isdisjoint(recomputed)
     for name in ("runs.csv", "bias.csv", "device_metrics.csv", "metric_bias.csv"):
@@ -106,4 +107,4 @@ def test_bad_sweep_specs_fail_before_work(runner, tmp_path, change, expected):
 def test_validate_reports_missing_truth_early():
     spec = parse_sweep_spec({**SMALL, "truths": ["/nonexistent/table"]})
     with pytest.raises(MemsimError, match="no such table"):
-        sweep.validate(spec)
+        sweep_spec.validate(spec)

@@ -6,8 +6,9 @@ import pytest
 import torch
 from conftest import TIOX, run_cli
 
-from memsim.datasets import load_dataset
-from memsim.training import Trainer, parse_train_spec, prepare
+from memsim.io.datasets import load_dataset
+from memsim.train.spec import parse_train_spec
+from memsim.train.trainer import Trainer, prepare
 
 BASE = {"network": {"kind": "mlp", "hidden": [64]}, "subset": 5000, "seed": 3,
         "training": {"epochs": 2, "batch": 64, "lr": 0.1}}
@@ -130,8 +131,8 @@ def test_bad_train_specs_fail_before_training(runner, tmp_path, body, expected):
 
 
 def test_fashion_mnist_loads_or_names_its_package(tmp_path, monkeypatch):
-    from memsim import datasets
     from memsim.errors import MemsimError
+    from memsim.io import datasets
 
     monkeypatch.setenv("MEMSIM_CACHE", str(tmp_path / "cache"))
     if datasets.FASHION_DIR.exists():

@@ -1,0 +1,101 @@
+"""The base class of a device kind: what a training run needs to know about its memory device.
+
+A *device kind* is one device family (``ideal``, ``table``, ``hfox``, ...). Its class declares
+the spec keys it reads (:meth:`DeviceKind.from_spec`), its conductance range, the size of one
+nominal pulse, the population holding every device of a network, and a one-word description.
+:mod:`memsim.devices.registry` is the only place that maps a ``kind:`` to its class.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from ..io.paths import portable
+from .population import Population
+
+positive = {"check": lambda v: v > 0, "check_msg": "must be positive"}
+nonnegative = {"check": lambda v: v >= 0, "check_msg": "must be >= 0"}
+
+
+def parse_range(sec) -> tuple[float, float]:
+    """``g_min`` and ``g_max`` of a spec section (defaults 0 and 1), checked."""
+    g_min = sec.take("g_min", float, 0.0)
+    g_max = sec.take("g_max", float, 1.0)
+    if not g_max > g_min:
+        raise sec.error("g_max", "must be larger than g_min")
+    return g_min, g_max
+
+
+@dataclass
+class DeviceKind(ABC):
+    """One device family for training. Subclasses are dataclasses of their spec settings."""
+
+    kind: ClassVar[str]
+    is_float: ClassVar[bool] = False
+    model_type: ClassVar[type | None] = None  # the device model this kind simulates, if any
+    path_fields: ClassVar[tuple[str, ...]] = ()  # settings that name files
+    polarities: ClassVar[tuple[str, ...]] = ("set", "reset")  # the pulses it accepts
+
+    @classmethod
+    def example(cls) -> DeviceKind:
+        """A small, self-contained instance (no files): what the contract tests run."""
+        return cls()
+
+    @classmethod
+    @abstractmethod
+    def from_spec(cls, sec, base: Path | None) -> DeviceKind:
+        """Read this kind's keys from a spec section (:class:`~memsim.io.schema.Section`);
+        relative paths are relative to ``base``."""
+
+    def load(self) -> DeviceKind:
+        """Read model files now, so a bad path fails before any training."""
+        return self
+
+    @abstractmethod
+    def g_range(self) -> tuple[float, float]:
+        """The conductance range the weight mapping spans."""
+
+    @abstractmethod
+    def nominal_step(self, polarities=("set",)) -> float:
+        """Mean |dG| of one pulse over the range, averaged over ``polarities``."""
+
+    @abstractmethod
+    def population(self, shape, *, device="cpu", seed: int = 0, choice=None,
+                   dtype=torch.float32) -> Population:
+        """The devices of ``shape``; ``choice`` (same shape) picks a model per device where a
+        kind holds several."""
+
+    def describe(self) -> str:
+        return self.kind
+
+    def resolved(self, relto: Path | None = None) -> dict:
+        """The settings as written to an output's spec.yaml (paths relative to ``relto``)."""
+        out = {"kind": self.kind}
+        for f in fields(self):
+            if f.name == "models":
+                continue
+            value = getattr(self, f.name)
+            if f.name in self.path_fields:
+                value = portable(value, relto)
+            out[f.name] = value
+        return out
+
+
+@dataclass
+class ModelBackedKind(DeviceKind):
+    """A kind that simulates device models (tables, synthetic devices): range and nominal step
+    come from the models themselves."""
+
+    def g_range(self) -> tuple[float, float]:
+        self.load()
+        return (min(m.g_min for m in self.models), max(m.g_max for m in self.models))
+
+    def nominal_step(self, polarities=("set",)) -> float:
+        self.load()
+        return float(np.mean([m.nominal_step(pol) for m in self.models for pol in polarities]))

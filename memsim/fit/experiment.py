@@ -1,0 +1,300 @@
+"""The ``memsim fit`` experiment: data -> jump table -> device-level metrics -> files.
+
+Input is either measured data (CSV files, see :mod:`memsim.data`) or a device model used as a
+truth generator (a table file or a synthetic preset: N points per polarity are drawn from it
+with Algorithm 2). A fraction of the points is held out; the table is fitted on the rest and
+scored against the held-out points, and against the truth whenever it is known.
+
+A fit spec (YAML)::
+
+    name: tiox_1.5V_optuna
+    source: ../device_data/xbtorch_tiox/optuna_exp_1.5V   # data CSV(s) or a model
+    n: 3000                # points per polarity when the source is a model
+    unit: S                # data unit: S, mS, uS, nS, A (with read_voltage), norm
+    method: optuna         # binning | optuna | smooth
+    optuna: {trials: 100, folds: 5}
+    holdout: 0.2
+    seed: 0
+    export: [xbtorch, crosssim]
+    out: ../results/fit/tiox_1.5V_optuna
+
+Relative paths in a spec are relative to the spec file.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from .. import metrics
+from ..errors import MemsimError
+from ..io.data import FORMATS as INPUT_FORMATS
+from ..io.data import POLARITIES, PulseData, load_device_data
+from ..io.paths import portable
+from ..io.schema import Section, load_yaml
+from ..io.storage import save_figure, write_csv, write_text
+from ..models import formats
+from ..models.base import DeviceModel
+from ..models.resolve import load_model, ref_name, resolve_ref
+from ..models.sampling import sample_points
+from ..units import INPUT_UNITS, to_internal
+from . import plots
+from .base import FitMethod
+from .registry import METHODS
+
+EXPORTS = ("xbtorch", "crosssim")
+MANAGED = ("table.json", "metrics.csv", "search.csv", "spec.yaml", "fit.png", "table.png",
+           "pulse_train.png", "xbtorch", "crosssim")  # what write_outputs owns in a folder
+
+
+@dataclass
+class FitSpec:
+    source: list[str]
+    name: str = "fit"
+    n: int = 3000
+    truth: str | None = None
+    unit: str = "S"
+    read_voltage: float | None = None
+    format: str = "auto"
+    polarity: str | None = None
+    method: str = "binning"
+    methods: dict[str, FitMethod] = field(
+        default_factory=lambda: {name: cls() for name, cls in METHODS.items()})
+    holdout: float = 0.2
+    seed: int = 0
+    g_range: list[float] | None = None
+    export: list[str] = field(default_factory=list)
+    out: str | None = None
+    plots: bool = True
+
+    @property
+    def fitter(self) -> FitMethod:
+        """The configured method of this fit."""
+        return self.methods[self.method]
+
+    def resolved(self, relto: Path | None = None) -> dict:
+        """The spec as written to the output's spec.yaml: paths relative to ``relto``."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "methods"}
+        d["source"] = portable(self.source, relto)
+        d["truth"] = portable(self.truth, relto)
+        d["out"] = portable(self.out, relto)
+        d[self.method] = self.fitter.to_doc()
+        if "storage" in d[self.method]:
+            d[self.method]["storage"] = portable(d[self.method]["storage"], relto)
+        return d
+
+
+def parse_fit_spec(data: dict, file=None) -> FitSpec:
+    sec = Section(data, file)
+    base = Path(file).parent if file is not None else None
+    source = sec.take("source", (str, list))
+    sources = [source] if isinstance(source, str) else source
+    if not sources or not all(isinstance(s, str) for s in sources):
+        raise sec.error("source", "must be a path or a list of paths")
+    spec = FitSpec(source=[resolve_ref(s, base) for s in sources])
+    spec.name = sec.take("name", str, default_name(sources) if file is None else Path(file).stem)
+    spec.n = sec.take("n", int, spec.n, check=lambda v: v > 0, check_msg="must be positive")
+    truth = sec.take("truth", str, None)
+    spec.truth = None if truth is None else resolve_ref(truth, base)
+    spec.unit = sec.take("unit", str, spec.unit, choices=INPUT_UNITS)
+    spec.read_voltage = sec.take("read_voltage", float, None, check=lambda v: v > 0,
+                                 check_msg="must be positive")
+    spec.format = sec.take("format", str, "auto", choices=INPUT_FORMATS)
+    spec.polarity = sec.take("polarity", str, None, choices=POLARITIES)
+    spec.method = sec.take("method", str, spec.method, choices=METHODS)
+    for name, cls in METHODS.items():  # every method's section is checked, one is used
+        sub = sec.sub(name, {})
+        spec.methods[name] = cls.from_spec(sub, base)
+        sub.done()
+    spec.holdout = sec.take("holdout", float, 0.2, check=lambda v: 0 <= v < 1,
+                            check_msg="must be in [0, 1)")
+    spec.seed = sec.take("seed", int, 0)
+    if sec.has("g_range"):
+        rng = sec.number_list("g_range")
+        if len(rng) != 2 or not rng[1] > rng[0]:
+            raise sec.error("g_range", "must be [low, high] with high > low")
+        spec.g_range = [float(v) for v in rng]
+    else:
+        sec.take("g_range", None, None)
+    export = sec.take("export", (str, list), [])
+    spec.export = [export] if isinstance(export, str) else list(export)
+    for e in spec.export:
+        if e not in EXPORTS:
+            raise sec.error("export", f"must list formats among {', '.join(EXPORTS)}, not {e!r}")
+    spec.out = _maybe(sec.take("out", str, None), base)
+    spec.plots = sec.take("plots", bool, True)
+    sec.done()
+    return spec
+
+
+def default_name(sources: list[str]) -> str:
+    return ref_name(sources)
+
+
+def _maybe(path, base):
+    return None if path is None else resolve_ref(path, base)
+
+
+def load_fit_spec(path) -> FitSpec:
+    return parse_fit_spec(load_yaml(path), path)
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclass
+class FitResult:
+    spec: FitSpec
+    table: DeviceModel
+    train: PulseData
+    heldout: PulseData | None
+    truth: DeviceModel | None
+    metrics: pd.DataFrame
+    records: list[dict]
+    full: PulseData
+
+
+def _is_csv_source(sources: list[str]) -> bool:
+    return all(Path(s).suffix.lower() in (".csv", ".tsv", ".txt") and not
+               s.endswith(("_cdf.txt", "_axis_level_G.txt", "_axis_level_dG.txt",
+                           "dG_increasing.txt", "dG_decreasing.txt")) for s in sources)
+
+
+def load_source(spec: FitSpec) -> tuple[PulseData, DeviceModel | None]:
+    """The data to fit, and the generating model when the source is a model."""
+    if _is_csv_source(spec.source):
+        data = load_device_data(spec.source, spec.unit, spec.read_voltage, spec.format,
+                                spec.polarity)
+        return data, None
+    if len(spec.source) != 1:
+        raise MemsimError("give either CSV data files or one device model as the source")
+    model = load_model(spec.source[0], unit=spec.unit if spec.unit != "A" else "S")
+    return sample_points(model, spec.n, spec.seed), model
+
+
+def split_holdout(data: PulseData, fraction: float, seed: int) -> tuple[PulseData, PulseData]:
+    """Hold out ``fraction`` of the points of each polarity: whole ramps (devices) when there
+    are at least five, since the changes along one ramp are correlated; else single points."""
+    train, held = {}, {}
+    for i, pol in enumerate(POLARITIES):
+        pts = data.points[pol]
+        rng = np.random.default_rng([seed, 7, i])
+        n_held = int(round(fraction * len(pts)))
+        if pts.device is not None and len(np.unique(pts.device)) >= 5:
+            groups = rng.permutation(np.unique(pts.device))
+            sizes = np.array([np.sum(pts.device == d) for d in groups])
+            take = groups[: max(1, int(np.searchsorted(np.cumsum(sizes), n_held)) + 1)]
+            mask = np.isin(pts.device, take)
+            held[pol], train[pol] = pts.take(np.flatnonzero(mask)), pts.take(
+                np.flatnonzero(~mask))
+            continue
+        perm = rng.permutation(len(pts))
+        held[pol], train[pol] = pts.take(perm[:n_held]), pts.take(perm[n_held:])
+    return data.with_points(train), data.with_points(held)
+
+
+def validate(spec: FitSpec, data: PulseData) -> None:
+    """Refuse impossible settings before any work (and before any file is written)."""
+    for pol in POLARITIES:
+        n_fit = data.n(pol) - int(round(spec.holdout * data.n(pol)))
+        if data.n(pol) == 0:
+            raise MemsimError(f"the data hold no {pol} points; a jump table needs both "
+                              "polarities", ", ".join(spec.source))
+        spec.fitter.check_points(n_fit, pol, ", ".join(spec.source))
+
+
+def run_fit(spec: FitSpec) -> FitResult:
+    data, generator = load_source(spec)
+    validate(spec, data)
+    truth = generator
+    if spec.truth is not None:
+        truth = load_model(spec.truth)
+    train, held = split_holdout(data, spec.holdout, spec.seed) if spec.holdout > 0 else (data,
+                                                                                        None)
+    if spec.g_range is not None:
+        g_range = tuple(to_internal(np.array(spec.g_range), spec.unit, spec.read_voltage)[0])
+    elif truth is not None:
+        g_range = (truth.g_min, truth.g_max)
+    else:
+        g_range = data.g_range()
+    fitted = spec.fitter.fit(train, seed=spec.seed, g_range=g_range)
+    table, records = fitted.table, fitted.records
+    relto = Path(spec.out) if spec.out else None
+    table.metadata.update({"name": spec.name, "source": portable(spec.source, relto),
+                           "source_sha256": data.sha256(), "holdout": spec.holdout,
+                           "seed": spec.seed})
+    rows = []
+    if held is not None and held.n() > 0:
+        held.traces = data.traces  # ramps are compared whole
+        rows += [{"reference": "heldout", **r} for r in
+                 metrics.compare_to_data(table, held, seed=spec.seed)]
+    if truth is not None:
+        rows += [{"reference": "truth", **r} for r in
+                 metrics.compare_models(table, truth, seed=spec.seed)]
+    return FitResult(spec, table, train, held, truth, pd.DataFrame(rows), records, data)
+
+
+def warnings_for(result: FitResult) -> list[str]:
+    """Things a device engineer should know before trusting the table."""
+    out = []
+    frame = result.metrics
+    if "read_noise_frac" in frame:
+        for _, row in frame.dropna(subset=["read_noise_frac"]).iterrows():
+            if row["read_noise_frac"] > 0.3:
+                out.append(f"about {row['read_noise_frac']:.0%} of the {row['polarity']} ramps' "
+                           "dG variance looks like read noise (consecutive changes are "
+                           "anti-correlated); the table treats it as write noise, so simulated "
+                           "trajectories spread faster than the measured ones")
+    return out
+
+
+def write_outputs(result: FitResult, out: str | Path) -> list[Path]:
+    """Write every output into ``out``; files appear only once all are complete."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        spec, table = result.spec, result.table
+        formats.write_table(table, staging / "table.json")
+        write_csv(staging / "metrics.csv", result.metrics)
+        if result.records:
+            write_csv(staging / "search.csv", pd.DataFrame(result.records))
+        write_text(staging / "spec.yaml", yaml.safe_dump(spec.resolved(out), sort_keys=False))
+        if "xbtorch" in spec.export:
+            (staging / "xbtorch").mkdir()
+            formats.write_xbtorch(table, staging / "xbtorch" / spec.name)
+        if "crosssim" in spec.export:
+            (staging / "crosssim").mkdir()
+            formats.write_crosssim(table, staging / "crosssim")
+        if spec.plots:
+            title = f"{spec.name}: {spec.method}"
+            save_figure(staging / "fit.png", plots.plot_fit(table, result.train, result.heldout,
+                                                            result.truth, title, seed=spec.seed))
+            save_figure(staging / "table.png", plots.plot_table(table, title))
+            save_figure(staging / "pulse_train.png",
+                        plots.plot_pulse_train(table, result.full, result.truth, title,
+                                               seed=spec.seed))
+        out.mkdir(exist_ok=True)
+        for name in MANAGED:  # a re-run must not leave an earlier run's files beside its own
+            old = out / name
+            if not (staging / name).exists():
+                if old.is_dir():
+                    shutil.rmtree(old)
+                elif old.exists():
+                    old.unlink()
+        written = []
+        for item in sorted(staging.rglob("*")):
+            if item.is_file():
+                dest = out / item.relative_to(staging)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                item.replace(dest)
+                written.append(dest)
+        return written
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,28 @@
+"""Paths as outputs record them: relative to the output folder, never absolute machine paths,
+so a results tree regenerated elsewhere is the same byte for byte."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _looks_like_path(value: str) -> bool:
+    """Presets (``preset:NAME`` or a bare name) and generated sources are not file paths."""
+    if ":" in value.split("/")[0] and not Path(value).is_absolute():
+        return False
+    return Path(value).is_absolute() or os.sep in value or Path(value).exists()
+
+
+def portable(value, relto: str | Path | None):
+    """``value`` (a path, a list of paths, or None) relative to ``relto``; absolute paths
+    without ``relto`` become relative to the working directory."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return [portable(v, relto) for v in value]
+    text = str(value)
+    if not _looks_like_path(text):
+        return text
+    base = Path(relto).absolute() if relto is not None else Path.cwd()
+    return os.path.relpath(Path(text).absolute(), base)

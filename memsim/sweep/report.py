@@ -1,0 +1,258 @@
+"""Tables, statistics and figures of a bias sweep.
+
+* ``runs.csv``: every fitted network: truth, network, method, N, data and training seed, its
+  accuracy, the truth's accuracy with the same training seed, the bias in percentage points
+  and the fitted table's device-level metrics.
+* ``bias.csv`` / ``bias.md``: by truth x network x method x N, the bias = accuracy of the
+  fitted networks - accuracy of the truth's networks with the same training seeds (mean over
+  noise replicates), in percentage points, with a 95 % interval over independent units (data
+  seeds: networks on one fitted table share it; see :func:`paired_bias`).
+* ``device_metrics.csv`` / ``.md``: the device-level metrics by truth x method x N.
+* ``metric_bias.csv`` / ``.md``: how each device-level metric ranks the network-level bias,
+  per network: Spearman correlation with |bias| (and with the signed bias) across fitted
+  tables (bias averaged over training seeds), 95 % interval from Fisher's z with the
+  Fieller-Hartley-Pearson standard error 1.03/sqrt(n-3). The truth control is left out (its
+  distribution metrics are exactly zero).
+* ``bias_vs_n.png``, ``metric_vs_bias.png``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..io.storage import save_figure, write_csv, write_text
+from .spec import CONTROL
+from .store import SweepStore
+
+METRICS = ("ks", "w1_rel", "rmse_mean_rel", "rmse_std_rel", "train_mean", "train_std")
+METRIC_LABELS = {"ks": "KS distance", "w1_rel": "W1 / σ", "rmse_mean_rel": "RMSE mean / σ",
+                 "rmse_std_rel": "RMSE std / σ", "train_mean": "pulse-train mean",
+                 "train_std": "pulse-train spread"}
+
+
+def spearman_ci(x, y, level: float = 0.95) -> tuple[float, float, float, int]:
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    n = int(ok.sum())
+    if n < 4 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+        return float("nan"), float("nan"), float("nan"), n
+    rho = float(stats.spearmanr(x[ok], y[ok]).statistic)
+    z = np.arctanh(np.clip(rho, -0.999999, 0.999999))
+    half = stats.norm.ppf(0.5 + level / 2) * 1.03 / np.sqrt(n - 3)
+    return rho, float(np.tanh(z - half)), float(np.tanh(z + half)), n
+
+
+def reference_runs(members: pd.DataFrame) -> pd.DataFrame:
+    return members[members["role"] == "reference"]
+
+
+def assemble(fitdf: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
+    """One row per fitted network with the truth's accuracy for its training seed (mean over
+    noise replicates) and the paired difference."""
+    ref = (reference_runs(members).groupby(["truth", "network", "train_seed"])["acc"].mean()
+           .rename("acc_truth").reset_index())
+    runs = members[members["role"] == "fit"].merge(ref, on=["truth", "network", "train_seed"])
+    runs = runs.rename(columns={"acc": "acc_fit"})
+    runs["bias_pp"] = 100 * (runs["acc_fit"] - runs["acc_truth"])
+    keep = [c for c in fitdf.columns if c not in ("truth", "method", "n", "data_seed")]
+    runs = runs.merge(fitdf[keep], on="fit_key", how="left")
+    cols = ["truth", "network", "method", "n", "data_seed", "train_seed", "acc_fit",
+            "acc_truth", "bias_pp", *METRICS]
+    rest = [c for c in runs.columns
+            if c not in cols and c not in ("member", "role", "loss", "fit_seconds")]
+    return runs[cols + rest].sort_values(["truth", "network", "method", "n", "data_seed",
+                                          "train_seed"]).reset_index(drop=True)
+
+
+def paired_bias(g: pd.DataFrame, ref: pd.DataFrame, level: float = 0.95):
+    """Bias (pp) of one cell with a confidence interval that respects the design.
+
+    Each fitted network is paired with the truth's mean accuracy for its training seed (same
+    initial weights and data order), which cancels seed effects. With several data seeds the
+    unit is the data seed (its paired differences averaged over training seeds): networks on
+    one fitted table share that table. Their spread misses the reference noise common to all
+    data seeds, whose variance (within-seed replicate variance / reference networks) is added
+    (Welch-Satterthwaite degrees of freedom). With one data seed the unit is the training seed.
+    Returns (bias, low, high, unit, number of units).
+    """
+    per_seed = ref.groupby("train_seed")["acc"]
+    r_mean = 100 * per_seed.mean()
+    d = g.assign(diff=100 * g["acc_fit"] - r_mean.reindex(g["train_seed"]).to_numpy())
+    if g["data_seed"].nunique() > 1:
+        units = d.groupby("data_seed")["diff"].mean()
+        unit = "data seed"
+        within = (100 * ref["acc"] - r_mean.reindex(ref["train_seed"]).to_numpy())
+        dof_ref = len(ref) - ref["train_seed"].nunique()
+        var_ref = float((within**2).sum() / dof_ref) / len(ref) if dof_ref > 0 else 0.0
+    else:
+        units = d.groupby("train_seed")["diff"].mean()
+        unit, var_ref, dof_ref = "training seed", 0.0, 0
+    bias = float(units.mean())
+    if len(units) < 2:
+        return bias, float("nan"), float("nan"), unit, len(units)
+    var_units = float(units.var(ddof=1)) / len(units)
+    var = var_units + var_ref
+    if var == 0:
+        return bias, bias, bias, unit, len(units)
+    dof = var**2 / (var_units**2 / (len(units) - 1) + (var_ref**2 / dof_ref if dof_ref else 0))
+    half = stats.t.ppf(0.5 + level / 2, dof) * np.sqrt(var)
+    return bias, bias - half, bias + half, unit, len(units)
+
+
+def bias_table(runs: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
+    ref = reference_runs(members)
+    rows = []
+    for (truth, net, method, n), g in runs.groupby(["truth", "network", "method", "n"],
+                                                    sort=True):
+        r = ref[(ref["truth"] == truth) & (ref["network"] == net)]
+        b, lo, hi, unit, units = paired_bias(g, r)
+        rows.append({"truth": truth, "network": net, "method": method, "n": n,
+                     "bias_pp": b, "ci_low": lo, "ci_high": hi, "ci_unit": unit,
+                     "units": units, "networks": len(g), "reference_networks": len(r),
+                     "acc_fit_pct": 100 * g["acc_fit"].mean(),
+                     "acc_truth_pct": 100 * r["acc"].mean()})
+    return pd.DataFrame(rows)
+
+
+def metric_table(fitdf: pd.DataFrame) -> pd.DataFrame:
+    cols = [c for c in METRICS if c in fitdf]
+    return (fitdf.groupby(["truth", "method", "n"])[cols].mean().reset_index())
+
+
+def cell_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per fitted table (and network): bias averaged over training seeds."""
+    keys = ["truth", "network", "method", "n", "data_seed"]
+    agg = runs.groupby(keys).agg(bias_pp=("bias_pp", "mean"),
+                                 **{m: (m, "first") for m in METRICS if m in runs})
+    return agg.reset_index()
+
+
+def metric_bias_table(runs: pd.DataFrame, controls: set[str]) -> pd.DataFrame:
+    """Spearman correlation of each metric with |bias| and with the bias, per network
+    (networks differ by orders of magnitude in how much device noise they tolerate)."""
+    cells = cell_table(runs)
+    cells = cells[~cells["method"].isin(controls)]
+    rows = []
+    for net, g in cells.groupby("network", sort=True):
+        for metric in METRICS:
+            if metric not in g:
+                continue
+            rho, lo, hi, n = spearman_ci(g[metric], g["bias_pp"].abs())
+            rho_s, lo_s, hi_s, _ = spearman_ci(g[metric], g["bias_pp"])
+            rows.append({"network": net, "metric": metric, "spearman_abs_bias": rho,
+                         "ci_low": lo, "ci_high": hi, "spearman_signed_bias": rho_s,
+                         "signed_ci_low": lo_s, "signed_ci_high": hi_s, "cells": n})
+    return pd.DataFrame(rows)
+
+
+def markdown(frame: pd.DataFrame, floatfmt: str = ".3g") -> str:
+    """A GitHub-flavoured Markdown table (no optional dependency needed)."""
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for _, row in frame.iterrows():
+        cells = []
+        for c in cols:
+            v = row[c]
+            if isinstance(v, (float, np.floating)):
+                cells.append("" if np.isnan(v) else format(float(v), floatfmt))
+            else:
+                cells.append(str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def bias_markdown(table: pd.DataFrame) -> str:
+    t = table.copy()
+    t["bias (pp) [95% CI]"] = [
+        f"{b:+.2f} [{lo:+.2f}, {hi:+.2f}]" if np.isfinite(lo) else f"{b:+.2f}"
+        for b, lo, hi in zip(t["bias_pp"], t["ci_low"], t["ci_high"], strict=True)]
+    t["acc fit / truth (%)"] = [f"{a:.1f} / {b:.1f}" for a, b in
+                               zip(t["acc_fit_pct"], t["acc_truth_pct"], strict=True)]
+    t["CI units"] = [f"{u} {w}s" for u, w in zip(t["units"], t["ci_unit"], strict=True)]
+    return markdown(t[["truth", "network", "method", "n", "bias (pp) [95% CI]",
+                       "acc fit / truth (%)", "CI units", "networks", "reference_networks"]])
+
+
+# ---------------------------------------------------------------------- figures
+
+
+def plot_bias_vs_n(table: pd.DataFrame):
+    import matplotlib.pyplot as plt
+
+    panels = list(table.groupby(["truth", "network"], sort=True))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.4), squeeze=False)
+    for ax, ((truth, net), g) in zip(axes[0], panels, strict=True):
+        for i, (method, gm) in enumerate(g.groupby("method", sort=True)):
+            gm = gm.sort_values("n")
+            x = gm["n"].to_numpy() * (1 + 0.03 * (i - 1))  # small offset: bands stay visible
+            ax.plot(x, gm["bias_pp"], marker="o", label=method)
+            ax.fill_between(x, gm["ci_low"], gm["ci_high"], alpha=0.15)
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("N (points per polarity)")
+        ax.set_ylabel("modeling bias [pp]  (fitted − truth accuracy)")
+        ax.set_title(f"{truth}, {net}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_metric_vs_bias(cells: pd.DataFrame, corr: pd.DataFrame):
+    import matplotlib.pyplot as plt
+
+    metrics = [m for m in METRICS if m in cells]
+    cols = 3
+    rows = int(np.ceil(len(metrics) / cols))
+    markers = dict(zip(sorted(cells["network"].unique()), "osD^v", strict=False))
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.8 * rows), squeeze=False)
+    for ax, metric in zip(axes.ravel(), metrics, strict=False):
+        for i, (method, g) in enumerate(cells.groupby("method", sort=True)):
+            for net, gn in g.groupby("network"):
+                ax.scatter(gn[metric], gn["bias_pp"], s=16, alpha=0.75, color=f"C{i}",
+                           marker=markers[net], label=f"{method} ({net})")
+        rows = corr[corr["metric"] == metric]
+        if len(rows):
+            rhos = ", ".join(f"{r.network} {r.spearman_abs_bias:.2f}" for r in rows.itertuples())
+            ax.set_title(f"{METRIC_LABELS[metric]}: ρ(|bias|) {rhos}", fontsize=9)
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_xlabel(METRIC_LABELS[metric])
+        ax.set_ylabel("bias [pp]")
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[len(metrics):]:
+        ax.set_visible(False)
+    axes.ravel()[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------- the report
+
+
+def write_sweep_report(spec, fits, batches, out: Path) -> dict[str, pd.DataFrame]:
+    store = SweepStore(out)
+    fitdf = store.fit_rows(fits)
+    members = store.member_rows(batches)
+    runs = assemble(fitdf, members)
+    table = bias_table(runs, members)
+    metrics = metric_table(fitdf)
+    controls = {m.name for m in spec.methods if m.method == CONTROL}
+    corr = metric_bias_table(runs, controls)
+    write_csv(out / "runs.csv", runs)
+    timing = fitdf[["truth", "method", "n", "data_seed", "fit_seconds"]]
+    write_csv(out / "timing.csv", timing)  # wall times vary; kept apart from the results
+    write_csv(out / "bias.csv", table)
+    write_text(out / "bias.md", bias_markdown(table))
+    write_csv(out / "device_metrics.csv", metrics)
+    write_text(out / "device_metrics.md", markdown(metrics))
+    write_csv(out / "metric_bias.csv", corr)
+    write_text(out / "metric_bias.md", markdown(corr))
+    save_figure(out / "bias_vs_n.png", plot_bias_vs_n(table))
+    cells = cell_table(runs)
+    save_figure(out / "metric_vs_bias.png",
+                plot_metric_vs_bias(cells[~cells["method"].isin(controls)], corr))
+    return {"runs": runs, "bias": table, "metrics": metrics, "corr": corr}

@@ -1,0 +1,71 @@
+"""Running a sweep: validate, plan, execute what the store lacks, report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from ..io.paths import portable
+from ..io.storage import atomic_write
+from .execute import Executor, LocalExecutor
+from .plan import plan
+from .report import write_sweep_report
+from .spec import SweepSpec, validate
+from .store import SweepStore
+from .tasks import run_batch, run_fit_cell
+
+
+def run_sweep(spec: SweepSpec, file=None, compute: str = "cpu", progress: bool = True,
+              log=print, executor: Executor | None = None) -> Path:
+    """Run (or resume) a sweep; returns the output directory with the final tables."""
+    from tqdm.auto import tqdm
+
+    models = validate(spec, file)
+    out = Path(spec.out or f"results/{spec.name}")
+    out.mkdir(parents=True, exist_ok=True)
+    store = SweepStore(out)
+    fits, batches = plan(spec, models, compute)
+    todo_fits = [f for f in fits if not store.has("fits", f["key"])]
+    todo_batches = [b for b in batches if not store.has("batches", b["key"])]
+    log(f"{spec.name}: {len(fits)} fits ({len(fits) - len(todo_fits)} cached), "
+        f"{len(batches)} training batches ({len(batches) - len(todo_batches)} cached), "
+        f"{sum(len(b['members']) for b in batches)} networks")
+    with atomic_write(out / "sweep_spec.yaml") as fh:
+        yaml.safe_dump(portable_resolved(spec, out), fh, sort_keys=False)
+    spec_doc = spec_document(spec)
+    weights = [1.0] * len(todo_fits) + [float(len(b["members"])) for b in todo_batches]
+    bar = tqdm(total=sum(weights), desc=spec.name, disable=not progress or None, unit="task",
+               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} [{elapsed}<{remaining}]")
+    executor = executor or LocalExecutor(spec.jobs)
+    try:
+        with executor:  # fits first: batches read the fitted tables
+            executor.map(run_fit_cell, [(f, str(out)) for f in todo_fits],
+                         [1.0] * len(todo_fits), bar.update)
+            executor.map(run_batch, [(b, spec_doc, str(out), compute) for b in todo_batches],
+                         [float(len(b["members"])) for b in todo_batches], bar.update)
+    finally:
+        bar.close()
+    write_sweep_report(spec, fits, batches, out)
+    return out
+
+
+def portable_resolved(spec: SweepSpec, out: Path) -> dict:
+    """The resolved spec as sweep_spec.yaml records it: paths relative to the output."""
+    d = spec.resolved()
+    for t in d["truths"]:
+        t["ref"] = portable(t["ref"], out)
+    d["out"] = "."
+    return d
+
+
+def spec_document(spec: SweepSpec) -> dict:
+    """A spec document that parses back to ``spec`` (paths already resolved)."""
+    d = spec.resolved()
+    return {"name": spec.name, "dataset": spec.dataset, "subset": spec.subset,
+            "truths": [{"name": t.name, "model": t.ref} for t in spec.truths], "n": spec.n,
+            "methods": [m.to_doc() for m in spec.methods], "data_seeds": spec.data_seeds,
+            "train_seeds": spec.train_seeds, "networks": d["networks"],
+            "mapping": d["mapping"], "training": d["training"],
+            "reference_replicates": spec.reference_replicates,
+            "ensemble": spec.ensemble, "jobs": spec.jobs, "out": spec.out}

@@ -1,0 +1,114 @@
+"""The two tasks of a sweep, each a pure function of its plan entry that leaves its result in
+the store: fit one cell (draw data from the truth, fit, measure against the truth), and train
+one batch of networks in one vectorized pass. Executors call these and nothing else."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+
+import numpy as np
+
+from ..devices.registry import device_for_model
+from ..devices.table import TableKind
+from ..fit.registry import METHODS
+from ..io.datasets import load_dataset
+from ..io.schema import Section
+from ..metrics.distances import compare_models
+from ..models.formats import table_document
+from ..models.resolve import load_model
+from ..models.sampling import sample_points
+from ..train.cells import Mapping, nominal_dw, pulse_polarities
+from ..train.spec import TrainSpec
+from ..train.trainer import Trainer
+from .plan import Member
+from .spec import CONTROL, parse_sweep_spec
+from .store import SweepStore
+
+
+def fitter_of(method_doc: dict):
+    """The configured fit method of a plan entry's method document."""
+    settings = {k: v for k, v in method_doc.items() if k not in ("name", "method")}
+    sec = Section(settings, None, f"methods.{method_doc['name']}")
+    fitter = METHODS[method_doc["method"]].from_spec(sec)
+    sec.done()
+    if hasattr(fitter.settings, "progress"):
+        fitter.settings.progress = False
+    return fitter
+
+
+def run_fit_cell(cell: dict, out: str) -> dict:
+    """Fit one cell and measure it against its truth; stored under its key."""
+    t0 = time.perf_counter()
+    truth = load_model(cell["ref"])
+    method = cell["method"]
+    if method["method"] == CONTROL:
+        table, table_doc = truth, None
+    else:
+        data = sample_points(truth, cell["n"], cell["data_seed"])
+        table = fitter_of(method).fit(data, seed=cell["data_seed"],
+                                      g_range=(truth.g_min, truth.g_max)).table
+        table_doc = table_document(table)
+    rows = compare_models(table, truth, devices=1000, seed=cell["data_seed"])
+    result = {"key": cell["key"], "table": table_doc, "metrics": rows,
+              "seconds": time.perf_counter() - t0}
+    SweepStore(out).put("fits", cell["key"], result)
+    return result
+
+
+_DATA_CACHE: dict = {}
+
+
+def _dataset(name: str, subset, compute: str):
+    """The dataset of a worker process, loaded once per (dataset, subset, compute)."""
+    key = (name, subset, compute)
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()
+        _DATA_CACHE[key] = load_dataset(name, subset, compute)
+    return _DATA_CACHE[key]
+
+
+def truth_dw_min(truth, mapping: Mapping) -> float:
+    """The weight change of one nominal pulse of the truth (shared by model and device)."""
+    step = float(np.mean([truth.nominal_step(p) for p in pulse_polarities(mapping)]))
+    return nominal_dw(step, truth.g_max - truth.g_min, mapping)
+
+
+def run_batch(batch: dict, spec_doc: dict, out: str, compute: str = "cpu") -> list[dict]:
+    """Train one batch of networks in one vectorized pass; stored under its key."""
+    spec = parse_sweep_spec(spec_doc)
+    store = SweepStore(out)
+    members = [Member(**m) for m in batch["members"]]
+    truth = load_model(batch["ref"])
+    net = {n.name: n for n in spec.networks}[batch["network"]]
+    mapping = Mapping(**asdict(spec.mapping))
+    if mapping.dw_min is None:
+        mapping.dw_min = truth_dw_min(truth, mapping)
+    if batch["kind"] != "table":  # the truth's own kind: its reference runs and the control
+        device = device_for_model(truth, batch["ref"])
+        choice = None
+    else:
+        models, index, choice = [], {}, []
+        for mb in members:
+            ref = "truth" if mb.role == "reference" or mb.control else mb.fit_key
+            if ref not in index:
+                index[ref] = len(models)
+                models.append(truth if ref == "truth" else store.table(ref))
+            choice.append(index[ref])
+        device = TableKind(paths=[batch["ref"]], models=models)
+    tspec = TrainSpec(name=f"{spec.name}:{batch['key'][:8]}", dataset=spec.dataset,
+                      subset=spec.subset, network=net.spec, device=device, mapping=mapping,
+                      training=net.training, seeds=[mb.train_seed for mb in members])
+    trainer = Trainer(tspec, _dataset(spec.dataset, spec.subset, compute), compute,
+                      device=device, choice=choice, population_seed=int(batch["key"][:8], 16))
+    t0 = time.perf_counter()
+    history = trainer.run(progress=False)
+    seconds = time.perf_counter() - t0
+    last = history[history["epoch"] == history["epoch"].max()].sort_values("member")
+    results = [{"member": mb.key(), **asdict(mb), "acc": float(acc), "loss": float(loss)}
+               for mb, acc, loss in zip(members, last["test_acc"], last["train_loss"],
+                                        strict=True)]
+    store.put("batches", batch["key"], {"key": batch["key"], "results": results,
+                                        "seconds": seconds,
+                                        "pulses": int(history["pulses"].iloc[-1])})
+    return results

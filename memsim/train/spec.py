@@ -1,0 +1,157 @@
+"""Train specs: what ``memsim train SPEC.yaml`` reads.
+
+A train spec (YAML), relative paths relative to the spec file::
+
+    name: mlp_tiox
+    dataset: mnist            # mnist | fashion
+    subset: null              # N training examples (a fixed shuffle); the test set is whole
+    network: {kind: mlp, hidden: [100], activation: relu}     # or kind: bnn
+    device: {kind: table, path: ../device_data/xbtorch_tiox/optuna_exp_1.5V}
+    mapping: {kind: pair, w_max: 1.0, policy: set, max_pulses: 8, refresh_every: 0}
+    training: {epochs: 5, batch: 64, optimizer: sgd, lr: 0.1, lr_decay_every: 0,
+               lr_decay: 0.5, init_scale: 1.0}
+    seed: 0                   # or seeds: [0, 1, 2] to train an ensemble in one pass
+    out: ../results/train/mlp_tiox
+
+``device:`` is the memory device (any registered kind, or a model reference such as
+``preset:softbounds``); where to compute is the ``--compute`` flag. ``device: float`` trains
+the same network in float in the same code path: every device result has its reference. The
+same spec and seed give the same numbers on CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..devices.base import DeviceKind
+from ..devices.floating import FloatKind
+from ..devices.registry import parse_device
+from ..errors import MemsimError
+from ..io.datasets import DATASETS, Dataset
+from ..io.paths import portable
+from ..io.schema import Section, load_yaml
+from .cells import MAPPINGS, POLICIES, Mapping
+from .networks import ACTIVATIONS, NetworkSpec
+
+
+@dataclass
+class TrainSettings:
+    epochs: int = 5
+    batch: int = 64
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    lr_decay_every: int = 0  # epochs; 0 = constant learning rate
+    lr_decay: float = 0.5
+    init_scale: float = 1.0
+
+
+@dataclass
+class TrainSpec:
+    name: str = "train"
+    dataset: str = "mnist"
+    subset: int | None = None
+    network: NetworkSpec = field(default_factory=NetworkSpec)
+    sizes: list[int] | None = None  # explicit layer sizes, checked against the data
+    device: DeviceKind = field(default_factory=FloatKind)
+    mapping: Mapping = field(default_factory=Mapping)
+    training: TrainSettings = field(default_factory=TrainSettings)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    out: str | None = None
+
+    def resolved(self, relto: Path | None = None) -> dict:
+        """The spec as an output's spec.yaml records it (paths relative to ``relto``)."""
+        return {"name": self.name, "dataset": self.dataset, "subset": self.subset,
+                "network": {**asdict(self.network), "hidden": list(self.network.hidden)},
+                "device": self.device.resolved(relto), "mapping": asdict(self.mapping),
+                "training": asdict(self.training), "seeds": list(self.seeds),
+                "out": portable(self.out, relto)}
+
+
+def parse_train_spec(data: dict, file=None) -> TrainSpec:
+    sec = Section(data, file)
+    base = Path(file).parent if file is not None else None
+    spec = TrainSpec()
+    spec.name = sec.take("name", str, Path(file).stem if file else "train")
+    spec.dataset = sec.take("dataset", str, "mnist", choices=DATASETS)
+    spec.subset = sec.take("subset", int, None, check=lambda v: v >= 1, check_msg="must be >= 1")
+    net = sec.sub("network", {})
+    kind = net.take("kind", str, "mlp", choices=("mlp", "bnn"))
+    hidden = net.number_list("hidden", [100] if kind == "mlp" else [500], integer=True,
+                             positive=True, nonempty=False)
+    if net.has("sizes"):
+        spec.sizes = net.number_list("sizes", integer=True, positive=True)
+        if len(spec.sizes) < 2:
+            raise net.error("sizes", "needs at least an input and an output size")
+        hidden = spec.sizes[1:-1]
+    else:
+        net.take("sizes", None, None)
+    activation = net.take("activation", str, "relu", choices=tuple(ACTIVATIONS))
+    net.done()
+    spec.network = NetworkSpec(kind, tuple(hidden), activation)
+    spec.device = parse_device(sec.take("device", (str, dict), "float"), file, "device", base)
+    spec.mapping = parse_mapping(sec.sub("mapping", {}))
+    spec.training = parse_training(sec.sub("training", {}), TrainSettings(
+        optimizer="sgd" if kind == "mlp" else "adam", lr=0.1 if kind == "mlp" else 0.005))
+    if sec.has("seeds"):
+        spec.seeds = sec.number_list("seeds", integer=True)
+        sec.take("seed", int, None)
+    else:
+        spec.seeds = [sec.take("seed", int, 0)]
+    out = sec.take("out", str, None)
+    spec.out = None if out is None else (str(base / out) if base and not Path(out).is_absolute()
+                                         else out)
+    sec.done()
+    return spec
+
+
+def parse_mapping(mp: Section) -> Mapping:
+    """The weight mapping and update-rule settings of a spec section."""
+    positive = {"check": lambda v: v > 0, "check_msg": "must be positive"}
+    mapping = Mapping(
+        kind=mp.take("kind", str, "pair", choices=MAPPINGS),
+        w_max=mp.take("w_max", float, 1.0, **positive),
+        policy=mp.take("policy", str, "split", choices=POLICIES),
+        dw_min=mp.take("dw_min", float, None, **positive),
+        max_pulses=mp.take("max_pulses", int, 8, check=lambda v: 1 <= v <= 127,
+                           check_msg="must be in 1..127"),
+        refresh_every=mp.take("refresh_every", int, 0, check=lambda v: v >= 0,
+                              check_msg="must be >= 0"),
+        refresh_threshold=mp.take("refresh_threshold", float, 0.9,
+                                  check=lambda v: 0 < v <= 1, check_msg="must be in (0, 1]"))
+    mp.done()
+    return mapping
+
+
+def parse_training(tr: Section, base: TrainSettings) -> TrainSettings:
+    """Training settings of a spec section; keys left out keep ``base``'s values."""
+    positive = {"check": lambda v: v > 0, "check_msg": "must be positive"}
+    nonneg = {"check": lambda v: v >= 0, "check_msg": "must be >= 0"}
+    settings = TrainSettings(
+        epochs=tr.take("epochs", int, base.epochs, **positive),
+        batch=tr.take("batch", int, base.batch, **positive),
+        optimizer=tr.take("optimizer", str, base.optimizer, choices=("sgd", "adam")),
+        lr=tr.take("lr", float, base.lr, **positive),
+        lr_decay_every=tr.take("lr_decay_every", int, base.lr_decay_every, **nonneg),
+        lr_decay=tr.take("lr_decay", float, base.lr_decay, **positive),
+        init_scale=tr.take("init_scale", float, base.init_scale, **positive))
+    tr.done()
+    return settings
+
+
+def load_train_spec(path) -> TrainSpec:
+    return parse_train_spec(load_yaml(path), path)
+
+
+def check_against_data(spec: TrainSpec, data: Dataset, file=None) -> None:
+    """Refuse layer sizes that do not fit the data, before any training."""
+    if spec.sizes is not None:
+        if spec.sizes[0] != data.n_features:
+            raise MemsimError(f"network input size {spec.sizes[0]} does not fit {spec.dataset}"
+                              f" ({data.n_features} pixels per image)", file,
+                              "key 'network.sizes'")
+        if spec.sizes[-1] != data.n_classes:
+            raise MemsimError(f"network output size {spec.sizes[-1]} does not fit "
+                              f"{spec.dataset} ({data.n_classes} classes)", file,
+                              "key 'network.sizes'")
+

@@ -1,0 +1,180 @@
+"""Training networks with devices in the loop: the vectorized trainer and ``memsim train``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from ..devices.base import DeviceKind
+from ..errors import MemsimError
+from ..io.datasets import Dataset, load_dataset
+from ..io.storage import save_figure, write_csv, write_text
+from .cells import DeviceSynapses, FloatSynapses
+from .networks import Network
+from .optim import Optimizer
+from .spec import TrainSpec, check_against_data
+
+
+def pick_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise MemsimError("--device cuda asked for, but no CUDA device is available")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise MemsimError(f"device must be cpu, cuda or auto, not {device!r}")
+    return device
+
+
+class Trainer:
+    """Trains len(seeds) networks (members) in one vectorized pass.
+
+    Member m starts from weights drawn with seeds[m] and sees the data in the order drawn with
+    seeds[m]: the same seed gives the same start and order alone or in an ensemble, so runs
+    on different devices are paired. ``device`` may be overridden (sweeps), and ``choice``
+    assigns a device model per device (ensembles of different tables).
+    """
+
+    def __init__(self, spec: TrainSpec, data: Dataset, compute: str = "cpu",
+                 device: DeviceKind | None = None, choice: torch.Tensor | None = None,
+                 population_seed: int | None = None):
+        self.spec, self.data, self.compute = spec, data, compute
+        self.device = (device or spec.device).load()
+        self.seeds = list(spec.seeds)
+        members = len(self.seeds)
+        pop_seed = self.seeds[0] * 7919 + 13 if population_seed is None else population_seed
+        if self.device.is_float:
+            clip = spec.mapping.w_max if spec.network.kind == "bnn" else None
+            factory = lambda shapes: FloatSynapses(shapes, members, compute, clip)  # noqa: E731
+        else:
+            def factory(shapes):
+                return DeviceSynapses(shapes, members, compute, self.device, spec.mapping,
+                                      pop_seed, member_choice=choice)
+        self.net = Network(spec.network, data.n_features, data.n_classes, factory, members,
+                           compute, self.seeds, spec.training.init_scale)
+        self.opt = Optimizer(self.net, spec.training.optimizer, spec.training.lr)
+
+    def _orders(self, epoch: int) -> torch.Tensor:
+        n = len(self.data.x_train)
+        perms = [torch.randperm(n, generator=torch.Generator().manual_seed(s * 100_003 + epoch))
+                 for s in self.seeds]
+        return torch.stack(perms).to(self.compute)
+
+    def run(self, epochs: int | None = None, progress: bool = True, log=None) -> pd.DataFrame:
+        from tqdm.auto import tqdm
+
+        tr = self.spec.training
+        epochs = epochs or tr.epochs
+        n = len(self.data.x_train)
+        steps = (n + tr.batch - 1) // tr.batch
+        rows = []
+        t0 = time.perf_counter()
+        bar = tqdm(total=epochs * steps, desc=self.spec.name, disable=not progress or None,
+                   leave=False, unit="step")
+        for epoch in range(1, epochs + 1):
+            if tr.lr_decay_every and epoch > 1 and (epoch - 1) % tr.lr_decay_every == 0:
+                self.opt.lr *= tr.lr_decay
+            order = self._orders(epoch)
+            loss_sum = torch.zeros(len(self.seeds), device=self.compute)
+            for s in range(steps):
+                idx = order[:, s * tr.batch:(s + 1) * tr.batch]
+                flat = idx.reshape(-1)
+                x = self.data.x_train.index_select(0, flat).view(*idx.shape, -1)
+                y = self.data.y_train.index_select(0, flat).view(idx.shape)
+                losses, weight_grad, digital_grads = self.net.gradients(x, y)
+                self.opt.step(weight_grad, digital_grads)
+                loss_sum += losses
+                bar.update(1)
+            acc = self.net.accuracy(self.data.x_test, self.data.y_test).cpu().numpy()
+            loss = (loss_sum / steps).cpu().numpy()
+            elapsed = time.perf_counter() - t0
+            pulses = self.net.syn.member_pulses.tolist()
+            refreshes = self.net.syn.member_refreshes.tolist()
+            for m, seed in enumerate(self.seeds):
+                rows.append({"epoch": epoch, "member": m, "seed": seed,
+                             "train_loss": float(loss[m]), "test_acc": float(acc[m]),
+                             "pulses": int(pulses[m]), "refreshes": int(refreshes[m]),
+                             "seconds": elapsed})
+            bar.set_postfix(acc=f"{np.mean(acc):.4f}")
+            if log is not None:
+                log(epoch, acc, loss)
+        bar.close()
+        return pd.DataFrame(rows)
+
+
+@dataclass
+class TrainResult:
+    spec: TrainSpec
+    history: pd.DataFrame
+    compute: str
+    seconds: float
+
+    def summary(self) -> pd.DataFrame:
+        last = self.history[self.history["epoch"] == self.history["epoch"].max()]
+        best = self.history.groupby("member")["test_acc"].max()
+        out = last[["member", "seed", "test_acc", "train_loss", "pulses", "refreshes"]].copy()
+        out = out.rename(columns={"test_acc": "final_test_acc"})
+        out["best_test_acc"] = best.reindex(out["member"]).to_numpy()
+        out.insert(0, "name", self.spec.name)
+        out.insert(1, "device", self.spec.device.describe())
+        out.insert(2, "network", self.spec.network.kind)
+        out["epochs"] = int(self.history["epoch"].max())
+        out["subset"] = self.spec.subset or len_train(self.spec)
+        out["compute"] = self.compute
+        out["seconds"] = self.seconds
+        return out.reset_index(drop=True)
+
+
+def len_train(spec: TrainSpec) -> int:
+    return 60000 if spec.dataset in ("mnist", "fashion") else 0
+
+
+def prepare(spec: TrainSpec, compute: str = "cpu", file=None) -> Dataset:
+    """Everything that can fail on a bad spec, before training starts."""
+    spec.device.load()
+    data = load_dataset(spec.dataset, spec.subset, compute)
+    check_against_data(spec, data, file)
+    return data
+
+
+def train(spec: TrainSpec, compute: str = "auto", progress: bool = True,
+          file=None) -> TrainResult:
+    compute = pick_device(compute)
+    data = prepare(spec, compute, file)
+    t0 = time.perf_counter()
+    history = Trainer(spec, data, compute).run(progress=progress)
+    return TrainResult(spec, history, compute, time.perf_counter() - t0)
+
+
+def plot_history(result: TrainResult):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    h = result.history
+    for _m, grp in h.groupby("member"):
+        ax.plot(grp["epoch"], 100 * grp["test_acc"], marker="o",
+                label=f"seed {grp['seed'].iloc[0]}" if h["member"].nunique() > 1 else None)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy [%]")
+    ax.set_title(f"{result.spec.name}: {result.spec.network.kind} on "
+                 f"{result.spec.device.describe()}")
+    ax.grid(alpha=0.3)
+    if h["member"].nunique() > 1:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def write_train_outputs(result: TrainResult, out: str | Path) -> list[Path]:
+    out = Path(out)
+    files = [out / "history.csv", out / "summary.csv", out / "spec.yaml", out / "accuracy.png"]
+    write_csv(files[0], result.history)
+    write_csv(files[1], result.summary())
+    write_text(files[2], yaml.safe_dump(result.spec.resolved(out), sort_keys=False))
+    save_figure(files[3], plot_history(result))
+    return files
