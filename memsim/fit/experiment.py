@@ -226,6 +226,8 @@ def run_fit(spec: FitSpec) -> FitResult:
     fitted = spec.fitter.fit(train, seed=spec.seed, g_range=g_range)
     table, records = fitted.table, fitted.records
     relto = Path(spec.out) if spec.out else None
+    table.metadata["sources"] = [{**src, "path": portable(src["path"], relto)}
+                                 for src in table.metadata.get("sources", [])]
     table.metadata.update({"name": spec.name, "source": portable(spec.source, relto),
                            "source_sha256": data.sha256(), "holdout": spec.holdout,
                            "seed": spec.seed})
