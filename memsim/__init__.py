@@ -6,10 +6,10 @@ the modeling bias of fitted device models. The CLI (``memsim``) is a thin layer 
     import memsim
 
     data = memsim.load_device_data("set.csv", unit="uS")          # device data
-    table = memsim.fit(data, "optuna").table                      # a fitted model
+    table = memsim.fit_table(data, "optuna").table                # a fitted model
     truth = memsim.load_model("preset:xbtorch_target")            # any model reference
     pop = memsim.population_for(table, 10_000)                    # devices, pulsed with torch
-    result = memsim.train(memsim.load_train_spec("experiments/mlp_tiox.yaml"))
+    result = memsim.train_network(memsim.load_train_spec("experiments/mlp_tiox.yaml"))
     out = memsim.run_sweep(memsim.load_sweep_spec("experiments/bias_synthetic.yaml"))
 
 Names are loaded on first use, so ``import memsim`` stays cheap.
@@ -26,7 +26,7 @@ _API = {
     "JumpTable": "memsim.models.table",
     "DeviceModel": "memsim.models.base",
     # fitting
-    "fit": "memsim.fit.registry",
+    "fit_table": "memsim.fit.registry",
     "get_method": "memsim.fit.registry",
     "FIT_METHODS": "memsim.fit.registry",
     "load_fit_spec": "memsim.fit.experiment",
@@ -40,13 +40,16 @@ _API = {
     # training
     "load_train_spec": "memsim.train.spec",
     "parse_train_spec": "memsim.train.spec",
-    "train": "memsim.train.trainer",
+    "train_network": "memsim.train.trainer",
     # sweeps
     "load_sweep_spec": "memsim.sweep.spec",
     "run_sweep": "memsim.sweep.run",
     "MemsimError": "memsim.errors",
 }
-_RENAMED = {"FIT_METHODS": "METHODS", "DEVICE_KINDS": "KINDS"}
+# API names that differ from the module attribute (a subpackage name cannot be an API name:
+# importing memsim.fit would shadow a function memsim.fit)
+_RENAMED = {"FIT_METHODS": "METHODS", "DEVICE_KINDS": "KINDS", "fit_table": "fit",
+            "train_network": "train"}
 
 __all__ = ["__version__", *_API]
 

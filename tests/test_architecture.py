@@ -8,6 +8,7 @@ import ast
 import re
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -87,8 +88,12 @@ def test_layers_depend_only_downstream():
 
 
 def test_public_api_names_resolve_and_import_is_light():
+    import memsim.fit.experiment  # noqa: F401 - subpackages imported must not shadow API names
+    import memsim.train.trainer  # noqa: F401
+
     for name in memsim.__all__:
-        assert getattr(memsim, name) is not None, name
+        value = getattr(memsim, name)
+        assert value is not None and not isinstance(value, types.ModuleType), name
     code = "import sys, memsim; print('torch' in sys.modules, 'matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
@@ -173,3 +178,18 @@ def test_measured_csv_may_start_with_comment_lines(tmp_path):
     bad.write_text("# header comment\npolarity,g,dg\nset,1.0,0.1\nset,x,0.2\n")
     with pytest.raises(memsim.MemsimError, match="line 4"):  # counted with the comment
         load_device_data(bad, "uS")
+
+
+def test_seed_streams_are_derived_in_one_place():
+    from memsim import seeds
+
+    assert seeds.seed_for(3, "init") == seeds.seed_for(3, "init")
+    streams = {seeds.seed_for(s, role, *keys) for s in (0, 1) for role in seeds.ROLES
+               for keys in ((), (0,), (1,))}
+    assert len(streams) == 2 * len(seeds.ROLES) * 3  # no two (seed, role, keys) share one
+    with pytest.raises(ValueError, match="role"):
+        seeds.seed_for(0, "weights")
+    # no module draws from a hand-made offset of a seed any more
+    offsets = re.compile(r"seed\s*[*+]\s*\d|\d\s*[*+]\s*seed|default_rng\(\[seed")
+    for f in PKG.rglob("*.py"):
+        assert not offsets.search(f.read_text()), f

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 from conftest import TIOX, run_cli
@@ -10,6 +12,7 @@ from memsim.errors import MemsimError
 from memsim.sweep import parse_sweep_spec, run_sweep
 from memsim.sweep import run as sweep_run
 from memsim.sweep import spec as sweep_spec
+from memsim.sweep.report import paired_bias
 
 SMALL = {
     "name": "t", "subset": 2000, "truths": ["softbounds"], "n": [60, 400],
@@ -39,7 +42,14 @@ def test_outputs_and_truth_control_covers_zero(finished):
     assert len(runs) == 2 * 2 * 3  # methods x n x train seeds
     bias = pd.read_csv(finished / "bias.csv")
     control = bias[bias["method"] == "truth"]
-    assert ((control["ci_low"] <= 0) & (control["ci_high"] >= 0)).all(), control
+    assert len(control) == 2 and control["bias_pp"].abs().max() < 3
+    # the truth control covers zero at a family-wise 95 % level (Bonferroni over its cells)
+    members = pd.DataFrame([r for f in (finished / "cache" / "batches").glob("*.json")
+                            for r in json.loads(f.read_text())["results"]])
+    ref = members[members["role"] == "reference"]
+    for _, cell in runs[runs["method"] == "truth"].groupby("n"):
+        _, lo, hi, _, _ = paired_bias(cell, ref, level=1 - 0.05 / len(control))
+        assert lo <= 0 <= hi, (lo, hi)
     metrics = pd.read_csv(finished / "device_metrics.csv")
     assert (metrics[metrics["method"] == "truth"]["ks"] == 0).all()
     assert (metrics[metrics["method"] == "bin6"]["ks"] > 0).all()

@@ -33,20 +33,23 @@ def test_mnist_is_the_original_split():
 
 @pytest.fixture(scope="module")
 def float_acc():
-    return _final(_run({"device": "float"}))[0]
+    return _final(_run({"device": "float", "seeds": [0, 1, 2]}))
 
 
 def test_ideal_fine_step_device_matches_float(float_acc):
+    """A fine, noise-free device whose per-step pulse cap never binds trains like float, seed by
+    seed (same start, same data order)."""
     ideal = _final(_run({"device": {"kind": "ideal", "levels": 4000},
-                         "mapping": {"max_pulses": 32}}))[0]
-    assert abs(ideal - float_acc) < 0.01
-    assert float_acc > 0.8
+                         "mapping": {"max_pulses": 127}, "seeds": [0, 1, 2]}))
+    assert abs(ideal - float_acc).max() < 0.025  # trajectories drift apart a little
+    assert abs(ideal.mean() - float_acc.mean()) < 0.01
+    assert float_acc.mean() > 0.75
 
 
 def test_coarse_noisy_device_is_measurably_worse(float_acc):
     coarse = _final(_run({"device": {"kind": "neurosim", "levels": 20, "c2c": 0.05,
                                      "nonlinearity_set": 3, "nonlinearity_reset": 3}}))[0]
-    assert coarse < float_acc - 0.03
+    assert coarse < float_acc.mean() - 0.03
 
 
 def test_table_device_trains_and_counts_pulses():

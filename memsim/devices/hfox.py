@@ -27,6 +27,7 @@ import torch
 from scipy import stats
 
 from ..errors import MemsimError
+from ..seeds import seed_for
 from .base import DeviceKind, nonnegative, positive
 from .population import Population
 
@@ -82,7 +83,7 @@ class HfOxPopulation(Population):
         super().__init__(shape, device, seed, dtype)
         n = self.numel
         if d2d:
-            p = draw_parameters(n, seed + 31337)
+            p = draw_parameters(n, seed_for(seed, "variation"))
         else:  # every device the median device
             med = draw_parameters(20001, 0)
             p = {k: np.full(n, np.median(v)) for k, v in med.items()}

@@ -15,6 +15,7 @@ import torch
 from scipy import optimize
 
 from ..errors import MemsimError
+from ..seeds import seed_for
 from .base import DeviceKind, nonnegative, parse_range, positive
 from .population import Population
 
@@ -59,7 +60,7 @@ class NeuroSimPopulation(Population):
         self.g_min, self.g_max = float(g_min), float(g_max)
         span = self.g_max - self.g_min
         self.noise = c2c * span
-        gen = torch.Generator().manual_seed(int(seed) + 7919)
+        gen = torch.Generator().manual_seed(seed_for(seed, "variation"))
 
         def per_device(label):
             labels = torch.full((self.numel,), abs(float(label)), dtype=torch.float64)

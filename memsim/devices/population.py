@@ -17,6 +17,8 @@ from abc import ABC, abstractmethod
 import numpy as np
 import torch
 
+from ..seeds import seed_for, substreams
+
 
 class Workspace:
     """Reusable scratch tensors. Fresh multi-megabyte CPU allocations cost page faults on every
@@ -58,11 +60,12 @@ class Draws:
     def __init__(self, device: torch.device, seed: int):
         self.device = torch.device(device)
         self.gens = []
-        for k in range(2):
+        *torch_seeds, np_seed = substreams(seed, 3)
+        for s in torch_seeds:
             gen = torch.Generator(device=self.device)
-            gen.manual_seed(int(seed) * 2 + k)
+            gen.manual_seed(s)
             self.gens.append(gen)
-        self.np = np.random.Generator(np.random.PCG64(int(seed)))
+        self.np = np.random.Generator(np.random.PCG64(np_seed))
 
     @property
     def generator(self) -> torch.Generator:
@@ -116,7 +119,8 @@ class Population(ABC):
         self.numel = int(np.prod(self.shape)) if self.shape else 1
         self.device = torch.device(device)
         self.dtype = dtype
-        self.draws = Draws(self.device, seed)
+        self.seed = int(seed)  # the population's root: its streams derive from it
+        self.draws = Draws(self.device, seed_for(seed, "device"))
         self.generator = self.draws.generator
         self.g = torch.zeros(self.numel, dtype=dtype, device=self.device)
         self.ws = Workspace(self.device)

@@ -15,6 +15,7 @@ from ..errors import MemsimError
 from ..models.base import POLARITIES
 from ..models.resolve import load_model, resolve_ref
 from ..models.table import ConditionalTable, JumpTable, quantile_rows_at
+from ..seeds import seed_for
 from .base import ModelBackedKind
 from .population import Draws, Population, Workspace
 
@@ -275,7 +276,7 @@ class TableKind(ModelBackedKind):
                    dtype=torch.float32) -> Population:
         self.load()
         if choice is None and len(self.models) > 1:
-            gen = torch.Generator().manual_seed(int(seed) + 104729)
+            gen = torch.Generator().manual_seed(seed_for(seed, "choice"))
             choice = torch.randint(0, len(self.models), (int(np.prod(shape)),), generator=gen)
         return TablePopulation(self.models, shape, choice=choice, device=device, seed=seed,
                                dtype=dtype)

@@ -35,7 +35,7 @@ class FitMethod(ABC):
     name: ClassVar[str]
     Settings: ClassVar[type]
     runtime_fields: ClassVar[tuple[str, ...]] = ()  # settings that never change the table
-    key_fields: ClassVar[tuple[str, ...]] = ()  # settings that key a fitted table in a sweep
+    where_fields: ClassVar[tuple[str, ...]] = ()  # settings saying where, not what, is fitted
 
     def __init__(self, settings=None):
         self.settings = settings if settings is not None else self.Settings()
@@ -71,8 +71,9 @@ class FitMethod(ABC):
         return asdict(self.settings)
 
     def key_params(self) -> dict:
-        """The settings that identify a fitted table in a sweep's store."""
-        return {k: getattr(self.settings, k) for k in self.key_fields}
+        """The settings that identify a fitted table in a sweep's store: all of them but the
+        runtime and storage-location ones."""
+        return {k: v for k, v in self.to_doc().items() if k not in self.where_fields}
 
 
 def data_range(data: PulseData, g_range) -> tuple[float, float]:

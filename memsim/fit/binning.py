@@ -125,7 +125,6 @@ class BinningSettings:
 class Binning(FitMethod):
     name = "binning"
     Settings = BinningSettings
-    key_fields = ("bins", "edges", "stat", "q")
 
     @classmethod
     def from_spec(cls, sec, base=None) -> Binning:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import seeds
 from ..errors import MemsimError
 
 
-def fold_labels(n: int, folds: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
+def fold_labels(n: int, folds: int, seed: int, groups: np.ndarray | None = None,
+                key: int = 0) -> np.ndarray:
     """Cross-validation folds. With ``groups`` (e.g. the ramp of each point) and enough of
     them, whole groups go to one fold: consecutive changes of one ramp are correlated, and
-    splitting them would make held-out scores look better than they are."""
-    rng = np.random.default_rng(seed)
+    splitting them would make held-out scores look better than they are. ``key`` (e.g. the
+    polarity index) gives an independent fold stream of the same seed."""
+    rng = seeds.rng(seed, "folds", key)
     if groups is not None and len(np.unique(groups)) >= folds:
         uniq, inverse = np.unique(groups, return_inverse=True)
         group_fold = np.empty(len(uniq), dtype=int)

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .. import metrics
+from .. import metrics, seeds
 from ..errors import MemsimError
 from ..io.data import FORMATS as INPUT_FORMATS
 from ..io.data import POLARITIES, PulseData, load_device_data
@@ -184,7 +184,7 @@ def split_holdout(data: PulseData, fraction: float, seed: int) -> tuple[PulseDat
     train, held = {}, {}
     for i, pol in enumerate(POLARITIES):
         pts = data.points[pol]
-        rng = np.random.default_rng([seed, 7, i])
+        rng = seeds.rng(seed, "holdout", i)
         n_held = int(round(fraction * len(pts)))
         if pts.device is not None and len(np.unique(pts.device)) >= 5:
             groups = rng.permutation(np.unique(pts.device))

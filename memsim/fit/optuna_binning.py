@@ -17,6 +17,7 @@ from ..errors import MemsimError
 from ..io.data import POLARITIES, PulseData
 from ..models.resolve import resolve_ref
 from ..models.table import JumpTable
+from ..seeds import seed_for
 from .base import FitMethod, FitOutput, at_least_1, at_least_2, data_range, fit_metadata
 from .binning import EDGE_RULES, MIN_PER_BIN, STATS, cv_crps_binning, fit_binning_polarity
 from .cv import check_cv_points, fold_labels
@@ -57,7 +58,7 @@ def fit_optuna(data: PulseData, settings: OptunaSettings | None = None, seed: in
         pts = data.points[pol]
         n = len(pts)
         check_cv_points(n, s.folds, pol, "an Optuna fit")
-        labels = fold_labels(n, s.folds, seed + pi, pts.device)
+        labels = fold_labels(n, s.folds, seed, pts.device, key=pi)
         n_train = n - n // s.folds
         max_bins = int(max(2, min(s.max_bins, n_train // (2 * MIN_PER_BIN))))
 
@@ -69,7 +70,7 @@ def fit_optuna(data: PulseData, settings: OptunaSettings | None = None, seed: in
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            sampler = optuna.samplers.TPESampler(seed=seed + pi)
+            sampler = optuna.samplers.TPESampler(seed=seed_for(seed, "search", pi))
             # the study name carries a hash of the data: a stored study resumes only on the
             # data it was started with
             digest = hashlib.sha256(np.stack([pts.g, pts.dg]).tobytes()).hexdigest()[:10]
@@ -104,8 +105,8 @@ def fit_optuna(data: PulseData, settings: OptunaSettings | None = None, seed: in
 class OptunaBinning(FitMethod):
     name = "optuna"
     Settings = OptunaSettings
-    key_fields = ("trials", "folds", "max_bins")
     runtime_fields = ("progress",)
+    where_fields = ("storage", "study_name")
 
     @classmethod
     def from_spec(cls, sec, base=None) -> OptunaBinning:

@@ -173,7 +173,7 @@ def fit_smooth(data: PulseData, settings: SmoothSettings | None = None, seed: in
         scale = float(np.std(pts.dg)) or 1.0
         y = (pts.dg - float(np.mean(pts.dg))) / scale
         shift = float(np.mean(pts.dg))
-        labels = fold_labels(n, s.folds, seed + pi, pts.device)
+        labels = fold_labels(n, s.folds, seed, pts.device, key=pi)
         cap = max(1, min(s.max_df, n // 20))
         cap_s = max(1, min(s.max_df_std, n // 40))
         best = None
@@ -213,7 +213,6 @@ def fit_smooth(data: PulseData, settings: SmoothSettings | None = None, seed: in
 class Smooth(FitMethod):
     name = "smooth"
     Settings = SmoothSettings
-    key_fields = ("folds", "max_df", "max_df_std", "noise")
 
     @classmethod
     def from_spec(cls, sec, base=None) -> Smooth:

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..io.data import PulseData
 from ..models.base import POLARITIES, DeviceModel
+from ..seeds import seed_for
 from .pulse_trains import (
     pulse_train_distance,
     read_noise_fraction,
@@ -101,7 +102,8 @@ def compare_models(model: DeviceModel, ref: DeviceModel, *, n_g: int = 64, n_p: 
     """Device-level metrics of ``model`` against a reference model, one row per polarity."""
     g = _g_grid(model, ref, n_g)
     rows = []
-    train = pulse_train_distance(model, ref, pulses=pulses, devices=devices, seed=seed)
+    train = pulse_train_distance(model, ref, pulses=pulses, devices=devices,
+                                 seed=seed_for(seed, "metrics"))
     for pol in POLARITIES:
         ks, w1, dm, ds = distribution_distances(model, ref, pol, g, n_p, in_range)
         spread = float(np.mean(ref.std(pol, g))) or 1.0
@@ -184,7 +186,8 @@ def compare_to_data(model: DeviceModel, data: PulseData, *, seed: int = 0) -> li
             "pit_ks": pit_ks,
         }
         traces = data.traces.get(pol, [])
-        sim = simulate_from_traces(model, pol, traces, seed=seed) if traces else None
+        sim = (simulate_from_traces(model, pol, traces, seed=seed_for(seed, "metrics"))
+               if traces else None)
         if traces:
             row["read_noise_frac"] = read_noise_fraction(model, pol, traces)
         if sim is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import seeds
 from ..errors import MemsimError
 from ..io.data import Points, PulseData
 from .base import POLARITIES, DeviceModel
@@ -21,7 +22,7 @@ def sample_points(model: DeviceModel, n: int, seed: int,
         raise MemsimError(f"number of points must be positive, not {n}")
     points = {}
     for pol in polarities:
-        rng = np.random.default_rng([seed, POLARITIES.index(pol)])
+        rng = seeds.rng(seed, "data", POLARITIES.index(pol))
         gs, dgs, have = [], [], 0
         for _ in range(max_rounds):
             m = 2 * (n - have) + 16

@@ -26,6 +26,7 @@ import torch
 from ..devices.base import DeviceKind
 from ..devices.population import Draws
 from ..errors import MemsimError
+from ..seeds import seed_for
 
 
 @dataclass
@@ -317,7 +318,7 @@ class DeviceSynapses(Synapses):
         if not self.dw_min > 0:
             raise MemsimError("the device's nominal step is zero: set mapping.dw_min")
         self.member_index = self.member_of()
-        self.rounding = Draws(torch.device(device), int(seed) + 1)
+        self.rounding = Draws(torch.device(device), seed_for(seed, "rounding"))
         self.steps = 0
 
     def _read(self, k: torch.Tensor | None = None) -> None:

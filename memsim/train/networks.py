@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import MemsimError
+from ..seeds import seed_for
 from .cells import Synapses
 
 ACTIVATIONS = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
@@ -74,7 +75,7 @@ class Network:
         Returned in the synapses' flat layer-major layout."""
         per_member = []
         for seed in seeds:
-            gen = torch.Generator().manual_seed(int(seed))
+            gen = torch.Generator().manual_seed(seed_for(seed, "init"))
             layers = []
             for fi, fo in zip(self.sizes[:-1], self.sizes[1:], strict=True):
                 bound = scale / math.sqrt(fi)

@@ -15,6 +15,7 @@ from ..devices.base import DeviceKind
 from ..errors import MemsimError
 from ..io.datasets import Dataset, load_dataset
 from ..io.storage import save_figure, write_csv, write_text
+from ..seeds import seed_for
 from .cells import DeviceSynapses, FloatSynapses
 from .networks import Network
 from .optim import Optimizer
@@ -47,7 +48,7 @@ class Trainer:
         self.device = (device or spec.device).load()
         self.seeds = list(spec.seeds)
         members = len(self.seeds)
-        pop_seed = self.seeds[0] * 7919 + 13 if population_seed is None else population_seed
+        pop_seed = self.seeds[0] if population_seed is None else population_seed
         if self.device.is_float:
             clip = spec.mapping.w_max if spec.network.kind == "bnn" else None
             factory = lambda shapes: FloatSynapses(shapes, members, compute, clip)  # noqa: E731
@@ -61,7 +62,8 @@ class Trainer:
 
     def _orders(self, epoch: int) -> torch.Tensor:
         n = len(self.data.x_train)
-        perms = [torch.randperm(n, generator=torch.Generator().manual_seed(s * 100_003 + epoch))
+        perms = [torch.randperm(n, generator=torch.Generator().manual_seed(
+                     seed_for(s, "order", epoch)))
                  for s in self.seeds]
         return torch.stack(perms).to(self.compute)
 
