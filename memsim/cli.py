@@ -165,7 +165,8 @@ def train_cmd(spec_file, compute, seed, epochs, subset, out, no_progress):
     result = trainer.train(spec, compute, progress=not no_progress, file=spec_file)
     trainer.write_train_outputs(result, out_dir)
     summary = result.summary()
-    cols = ["name", "device", "seed", "final_test_acc", "best_test_acc", "pulses", "seconds"]
+    cols = ["name", "device", "algorithm", "seed", "final_test_acc", "last_k_test_acc",
+            "pulses_per_weight_mean", "seconds"]
     click.echo(summary[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     click.echo(f"wrote {out_dir}")
 

@@ -163,10 +163,11 @@ def test_cuda_and_cpu_agree_in_distribution():
 
 def test_split_policy_moves_both_devices_of_a_pair():
     from memsim.devices.ideal import IdealKind
-    from memsim.train.cells import DeviceSynapses, Mapping
+    from memsim.train.cells import Mapping
+    from memsim.train.synapses import DeviceSynapses
 
     syn = DeviceSynapses([(20, 20)], 1, "cpu", IdealKind(levels=1000),
-                         Mapping(policy="split"), seed=0)
+                         Mapping(policy="split", w_max=1.0), seed=0)
     assert syn.dw_min == pytest.approx(1e-3)  # one pulse: 1/1000 of the range, w_max = 1
     syn.initialise(torch.zeros(400))
     start = syn.pop.g.clone().view(2, -1)

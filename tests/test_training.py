@@ -40,7 +40,7 @@ def test_ideal_fine_step_device_matches_float(float_acc):
     """A fine, noise-free device whose per-step pulse cap never binds trains like float, seed by
     seed (same start, same data order)."""
     ideal = _final(_run({"device": {"kind": "ideal", "levels": 4000},
-                         "mapping": {"max_pulses": 127}, "seeds": [0, 1, 2]}))
+                         "mapping": {"max_pulses": 127, "w_max": 1.0}, "seeds": [0, 1, 2]}))
     assert abs(ideal - float_acc).max() < 0.025  # trajectories drift apart a little
     assert abs(ideal.mean() - float_acc.mean()) < 0.01
     assert float_acc.mean() > 0.75

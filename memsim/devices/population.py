@@ -125,6 +125,8 @@ class Population(ABC):
         self.g = torch.zeros(self.numel, dtype=dtype, device=self.device)
         self.ws = Workspace(self.device)
         self.pulses_applied = 0
+        # pulses each device received: the endurance cost of an update algorithm
+        self.device_pulses = torch.zeros(self.numel, dtype=torch.int32, device=self.device)
 
     # -- range of each device; floats when shared, else flat tensors
     g_min: float | torch.Tensor
@@ -180,6 +182,7 @@ class Population(ABC):
             a = active[k]
             self._pulse(idx[:a], is_set[:a])
         total = int(sum(active[1:]))
+        self.device_pulses.index_add_(0, idx, mag.to(torch.int32))
         self.pulses_applied += total
         return total
 
@@ -189,6 +192,7 @@ class Population(ABC):
         for _ in range(n):
             self._pulse(None, is_set)
         self.pulses_applied += n * self.numel
+        self.device_pulses += n
 
     @abstractmethod
     def _pulse(self, idx: torch.Tensor | None, is_set) -> None:

@@ -18,7 +18,7 @@ from ..metrics.distances import compare_models
 from ..models.formats import table_document
 from ..models.resolve import load_model
 from ..models.sampling import sample_points
-from ..train.cells import Mapping, nominal_dw, pulse_polarities
+from ..train.cells import Mapping, pulse_polarities
 from ..train.spec import TrainSpec
 from ..train.trainer import Trainer
 from .plan import Member
@@ -68,10 +68,10 @@ def _dataset(name: str, subset, compute: str):
     return _DATA_CACHE[key]
 
 
-def truth_dw_min(truth, mapping: Mapping) -> float:
-    """The weight change of one nominal pulse of the truth (shared by model and device)."""
-    step = float(np.mean([truth.nominal_step(p) for p in pulse_polarities(mapping)]))
-    return nominal_dw(step, truth.g_max - truth.g_min, mapping)
+def truth_step(truth, mapping: Mapping) -> float:
+    """The truth's nominal pulse size, which sets dw_min for the truth and every fitted table
+    alike: the same controller drives model and device."""
+    return float(np.mean([truth.nominal_step(p) for p in pulse_polarities(mapping)]))
 
 
 def run_batch(batch: dict, spec_doc: dict, out: str, compute: str = "cpu") -> list[dict]:
@@ -82,8 +82,8 @@ def run_batch(batch: dict, spec_doc: dict, out: str, compute: str = "cpu") -> li
     truth = load_model(batch["ref"])
     net = {n.name: n for n in spec.networks}[batch["network"]]
     mapping = Mapping(**asdict(spec.mapping))
-    if mapping.dw_min is None:
-        mapping.dw_min = truth_dw_min(truth, mapping)
+    if mapping.dw_min is None and mapping.nominal_step is None:
+        mapping.nominal_step = truth_step(truth, mapping)
     if batch["kind"] != "table":  # the truth's own kind: its reference runs and the control
         device = device_for_model(truth, batch["ref"])
         choice = None

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ..errors import MemsimError
 from ..seeds import seed_for
-from .cells import Synapses
+from .synapses import Synapses
 
 ACTIVATIONS = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
 
@@ -85,19 +85,25 @@ class Network:
                   for i in range(len(self.sizes) - 1)]
         return torch.cat(blocks).to(device)
 
-    def forward(self, x: torch.Tensor, weights: list[torch.Tensor] | None = None
-                ) -> torch.Tensor:
-        """x: (M, B, n_in) -> logits (M, B, n_out); ``weights`` default to the synapses'."""
+    def forward(self, x: torch.Tensor, weights: list[torch.Tensor] | None = None,
+                record: list | None = None) -> torch.Tensor:
+        """x: (M, B, n_in) -> logits (M, B, n_out); ``weights`` default to the synapses'.
+        ``record``: gets (input, pre-activation) of every layer, for per-example updates."""
         last = len(self.sizes) - 2
         h = x
         for i in range(last + 1):
             w = self.syn.layer(i) if weights is None else weights[i]
+            inp = h
             if self.spec.kind == "mlp":
                 h = torch.baddbmm(self.biases[i], h, w)
+                if record is not None:
+                    record.append((inp, h))
                 if i < last:
                     h = ACTIVATIONS[self.spec.activation](h)
             else:
                 h = torch.bmm(h, _sign(w))
+                if record is not None:
+                    record.append((inp, h))
                 h = self._batchnorm(i, h)
                 if i < last:
                     h = _sign(h)
@@ -130,6 +136,20 @@ class Network:
         grads = torch.autograd.grad(losses.sum(), [*leaves, *self.digital])
         n = len(leaves)
         return losses.detach(), self.syn.flat_grad(grads[:n]), list(grads[n:])
+
+    def layer_terms(self, x: torch.Tensor, y: torch.Tensor):
+        """(per-member losses, each layer's inputs x_l (M, B, fan_in), each layer's error
+        delta_l = dL/d(pre-activation) (M, B, fan_out), gradients of the digital parameters):
+        what a per-example (outer-product) update needs; x_l^T delta_l is the weight gradient."""
+        record: list = []
+        weights = [self.syn.layer(i).detach() for i in range(len(self.syn.shapes))]
+        logits = self.forward(x, weights, record)
+        losses = F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(dim=1)
+        pre = [z for _, z in record]
+        grads = torch.autograd.grad(losses.sum(), [*pre, *self.digital])
+        n = len(pre)
+        xs = [inp.detach() for inp, _ in record]
+        return losses.detach(), xs, list(grads[:n]), list(grads[n:])
 
     @torch.no_grad()
     def accuracy(self, x: torch.Tensor, y: torch.Tensor, chunk: int = 2500) -> torch.Tensor:

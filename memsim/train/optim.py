@@ -3,6 +3,8 @@ receive them as the desired update for their device rule."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..errors import MemsimError
@@ -28,6 +30,15 @@ class Optimizer:
         for i, (p, g) in enumerate(zip(self.net.digital, digital_grads, strict=True)):
             p.add_(self._delta(i, g))
 
+    @torch.no_grad()
+    def step_outer(self, xs, deltas, digital_grads: list[torch.Tensor]) -> None:
+        """A step whose weight update the synapses make from each example's (x, delta) at the
+        current learning rate (pulse trains); digital parameters as usual."""
+        self.t += 1
+        self.net.syn.update_outer(xs, deltas, self.lr)
+        for i, (p, g) in enumerate(zip(self.net.digital, digital_grads, strict=True)):
+            p.add_(self._delta(i, g))
+
     def _delta(self, key: int, g: torch.Tensor) -> torch.Tensor:
         if self.kind == "sgd":
             return g.mul_(-self.lr)  # gradients are fresh each step: reuse their memory
@@ -39,3 +50,18 @@ class Optimizer:
         v.mul_(b2).addcmul_(g, g, value=1 - b2)
         corr1, corr2 = 1 - b1**self.t, 1 - b2**self.t
         return m.div(v.div(corr2).sqrt_().add_(self.eps)).mul_(-self.lr / corr1)
+
+
+def schedule_lr(schedule: dict, base: float, epoch: int, epochs: int) -> float:
+    """The learning rate of ``epoch`` (1-based): ``constant``, ``step`` (times ``factor`` every
+    ``every`` epochs) or ``cosine`` (from ``base`` down to ``min_lr`` over the run)."""
+    kind = schedule.get("kind", "constant")
+    if kind == "constant":
+        return base
+    if kind == "step":
+        return base * schedule["factor"] ** ((epoch - 1) // schedule["every"])
+    if kind == "cosine":
+        lo = schedule.get("min_lr", 0.0)
+        frac = (epoch - 1) / max(1, epochs)
+        return lo + (base - lo) * (1 + math.cos(math.pi * frac)) / 2
+    raise MemsimError(f"unknown learning-rate schedule {kind!r}")

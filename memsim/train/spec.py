@@ -7,9 +7,12 @@ A train spec (YAML), relative paths relative to the spec file::
     subset: null              # N training examples (a fixed shuffle); the test set is whole
     network: {kind: mlp, hidden: [100], activation: relu}     # or kind: bnn
     device: {kind: table, path: ../device_data/xbtorch_tiox/optuna_exp_1.5V}
-    mapping: {kind: pair, w_max: 1.0, policy: set, max_pulses: 8, refresh_every: 0}
-    training: {epochs: 5, batch: 64, optimizer: sgd, lr: 0.1, lr_decay_every: 0,
-               lr_decay: 0.5, init_scale: 1.0}
+    mapping: {kind: pair, w_max: auto, range_std: 4, policy: split, max_pulses: 8}
+    training: {epochs: 5, batch: 64, optimizer: sgd, lr: 0.1, init_scale: 1.0,
+               algorithm: sgd,          # or {kind: mixed_precision, verify: true}, tiki_taka,
+                                        # pulse_trains (see memsim.train.algorithms)
+               schedule: constant,      # or {kind: step, every: 3, factor: 0.5}, cosine
+               report_last: 3}          # the summary's mean over the last k epochs
     seed: 0                   # or seeds: [0, 1, 2] to train an ensemble in one pass
     out: ../results/train/mlp_tiox
 
@@ -31,6 +34,7 @@ from ..errors import MemsimError
 from ..io.datasets import DATASETS, Dataset
 from ..io.paths import portable
 from ..io.schema import Section, load_yaml
+from .algorithms.registry import ALGORITHMS, parse_algorithm
 from .cells import MAPPINGS, POLICIES, Mapping
 from .networks import ACTIVATIONS, NetworkSpec
 
@@ -41,9 +45,10 @@ class TrainSettings:
     batch: int = 64
     optimizer: str = "sgd"
     lr: float = 0.1
-    lr_decay_every: int = 0  # epochs; 0 = constant learning rate
-    lr_decay: float = 0.5
+    schedule: dict = field(default_factory=lambda: {"kind": "constant"})
+    algorithm: dict = field(default_factory=lambda: {"kind": "sgd"})
     init_scale: float = 1.0
+    report_last: int = 3  # the summary reports the mean test accuracy of the last k epochs
 
 
 @dataclass
@@ -108,11 +113,18 @@ def parse_train_spec(data: dict, file=None) -> TrainSpec:
 def parse_mapping(mp: Section) -> Mapping:
     """The weight mapping and update-rule settings of a spec section."""
     positive = {"check": lambda v: v > 0, "check_msg": "must be positive"}
+    w_max = mp.take("w_max", (float, str), None)
+    if isinstance(w_max, str) and w_max != "auto":
+        raise mp.error("w_max", f"must be a number or auto, not {w_max!r}")
+    if isinstance(w_max, float) and not w_max > 0:
+        raise mp.error("w_max", "must be positive")
     mapping = Mapping(
         kind=mp.take("kind", str, "pair", choices=MAPPINGS),
-        w_max=mp.take("w_max", float, 1.0, **positive),
+        w_max=None if w_max in (None, "auto") else w_max,
+        range_std=mp.take("range_std", float, 4.0, **positive),
         policy=mp.take("policy", str, "split", choices=POLICIES),
         dw_min=mp.take("dw_min", float, None, **positive),
+        nominal_step=mp.take("nominal_step", float, None, **positive),
         max_pulses=mp.take("max_pulses", int, 8, check=lambda v: 1 <= v <= 127,
                            check_msg="must be in 1..127"),
         refresh_every=mp.take("refresh_every", int, 0, check=lambda v: v >= 0,
@@ -123,18 +135,54 @@ def parse_mapping(mp: Section) -> Mapping:
     return mapping
 
 
+def parse_schedule(tr: Section, base: dict) -> dict:
+    """A learning-rate schedule: ``constant``, ``{kind: step, every: E, factor: F}`` or
+    ``{kind: cosine, min_lr: L}``; the old ``lr_decay_every``/``lr_decay`` keys mean a step
+    schedule."""
+    every = tr.take("lr_decay_every", int, 0, check=lambda v: v >= 0, check_msg="must be >= 0")
+    factor = tr.take("lr_decay", float, 0.5, check=lambda v: 0 < v <= 1,
+                     check_msg="must be in (0, 1]")
+    value = tr.take("schedule", (str, dict), None)
+    if value is None:
+        return {"kind": "step", "every": every, "factor": factor} if every else dict(base)
+    if every:
+        raise tr.error("lr_decay_every", "give either schedule or lr_decay_every, not both")
+    if isinstance(value, str):
+        value = {"kind": value}
+    sec = Section(value, tr.file, tr.path("schedule"))
+    kind = sec.take("kind", str, choices=("constant", "step", "cosine"))
+    out = {"kind": kind}
+    if kind == "step":
+        out["every"] = sec.take("every", int, check=lambda v: v >= 1, check_msg="must be >= 1")
+        out["factor"] = sec.take("factor", float, 0.5, check=lambda v: 0 < v <= 1,
+                                 check_msg="must be in (0, 1]")
+    elif kind == "cosine":
+        out["min_lr"] = sec.take("min_lr", float, 0.0, check=lambda v: v >= 0,
+                                 check_msg="must be >= 0")
+    sec.done()
+    return out
+
+
 def parse_training(tr: Section, base: TrainSettings) -> TrainSettings:
     """Training settings of a spec section; keys left out keep ``base``'s values."""
     positive = {"check": lambda v: v > 0, "check_msg": "must be positive"}
-    nonneg = {"check": lambda v: v >= 0, "check_msg": "must be >= 0"}
     settings = TrainSettings(
         epochs=tr.take("epochs", int, base.epochs, **positive),
         batch=tr.take("batch", int, base.batch, **positive),
         optimizer=tr.take("optimizer", str, base.optimizer, choices=("sgd", "adam")),
         lr=tr.take("lr", float, base.lr, **positive),
-        lr_decay_every=tr.take("lr_decay_every", int, base.lr_decay_every, **nonneg),
-        lr_decay=tr.take("lr_decay", float, base.lr_decay, **positive),
-        init_scale=tr.take("init_scale", float, base.init_scale, **positive))
+        schedule=parse_schedule(tr, base.schedule),
+        algorithm=dict(base.algorithm),
+        init_scale=tr.take("init_scale", float, base.init_scale, **positive),
+        report_last=tr.take("report_last", int, base.report_last, **positive))
+    if tr.has("algorithm"):
+        settings.algorithm = parse_algorithm(tr.take("algorithm", (str, dict)), tr.file,
+                                             tr.path("algorithm"))
+    else:
+        tr.take("algorithm", None, None)
+    if ALGORITHMS[settings.algorithm["kind"]].needs_outer and settings.optimizer != "sgd":
+        raise tr.error("optimizer", f"the {settings.algorithm['kind']} algorithm is an SGD "
+                                    "rule: use optimizer sgd")
     tr.done()
     return settings
 

@@ -16,10 +16,12 @@ from ..errors import MemsimError
 from ..io.datasets import Dataset, load_dataset
 from ..io.storage import save_figure, write_csv, write_text
 from ..seeds import seed_for
-from .cells import DeviceSynapses, FloatSynapses
+from .algorithms.registry import make_algorithm
+from .cells import layer_ranges
 from .networks import Network
-from .optim import Optimizer
+from .optim import Optimizer, schedule_lr
 from .spec import TrainSpec, check_against_data
+from .synapses import DeviceSynapses, FloatSynapses
 
 
 def pick_device(device: str) -> str:
@@ -49,16 +51,23 @@ class Trainer:
         self.seeds = list(spec.seeds)
         members = len(self.seeds)
         pop_seed = self.seeds[0] if population_seed is None else population_seed
+        sizes = spec.network.sizes(data.n_features, data.n_classes)
+        ranges = layer_ranges(spec.mapping, sizes, spec.training.init_scale)
         if self.device.is_float:
-            clip = spec.mapping.w_max if spec.network.kind == "bnn" else None
-            factory = lambda shapes: FloatSynapses(shapes, members, compute, clip)  # noqa: E731
+            bnn = spec.network.kind == "bnn"  # a BNN's latent weights live within the range
+
+            def factory(shapes):
+                return FloatSynapses(shapes, members, compute, ranges, clip=bnn)
         else:
             def factory(shapes):
                 return DeviceSynapses(shapes, members, compute, self.device, spec.mapping,
-                                      pop_seed, member_choice=choice)
+                                      pop_seed, member_choice=choice, ranges=ranges,
+                                      algorithm=make_algorithm(spec.training.algorithm))
         self.net = Network(spec.network, data.n_features, data.n_classes, factory, members,
                            compute, self.seeds, spec.training.init_scale)
         self.opt = Optimizer(self.net, spec.training.optimizer, spec.training.lr)
+        algo = getattr(self.net.syn, "algorithm", None)
+        self.outer = algo is not None and algo.needs_outer
 
     def _orders(self, epoch: int) -> torch.Tensor:
         n = len(self.data.x_train)
@@ -79,8 +88,7 @@ class Trainer:
         bar = tqdm(total=epochs * steps, desc=self.spec.name, disable=not progress or None,
                    leave=False, unit="step")
         for epoch in range(1, epochs + 1):
-            if tr.lr_decay_every and epoch > 1 and (epoch - 1) % tr.lr_decay_every == 0:
-                self.opt.lr *= tr.lr_decay
+            self.opt.lr = schedule_lr(tr.schedule, tr.lr, epoch, epochs)
             order = self._orders(epoch)
             loss_sum = torch.zeros(len(self.seeds), device=self.compute)
             for s in range(steps):
@@ -88,8 +96,12 @@ class Trainer:
                 flat = idx.reshape(-1)
                 x = self.data.x_train.index_select(0, flat).view(*idx.shape, -1)
                 y = self.data.y_train.index_select(0, flat).view(idx.shape)
-                losses, weight_grad, digital_grads = self.net.gradients(x, y)
-                self.opt.step(weight_grad, digital_grads)
+                if self.outer:
+                    losses, xs, deltas, digital_grads = self.net.layer_terms(x, y)
+                    self.opt.step_outer(xs, deltas, digital_grads)
+                else:
+                    losses, weight_grad, digital_grads = self.net.gradients(x, y)
+                    self.opt.step(weight_grad, digital_grads)
                 loss_sum += losses
                 bar.update(1)
             acc = self.net.accuracy(self.data.x_test, self.data.y_test).cpu().numpy()
@@ -97,11 +109,13 @@ class Trainer:
             elapsed = time.perf_counter() - t0
             pulses = self.net.syn.member_pulses.tolist()
             refreshes = self.net.syn.member_refreshes.tolist()
+            stats = self.net.syn.pulse_stats()
             for m, seed in enumerate(self.seeds):
                 rows.append({"epoch": epoch, "member": m, "seed": seed,
                              "train_loss": float(loss[m]), "test_acc": float(acc[m]),
-                             "pulses": int(pulses[m]), "refreshes": int(refreshes[m]),
-                             "seconds": elapsed})
+                             "lr": self.opt.lr, "pulses": int(pulses[m]),
+                             "refreshes": int(refreshes[m]),
+                             **{k: v[m] for k, v in stats.items()}, "seconds": elapsed})
             bar.set_postfix(acc=f"{np.mean(acc):.4f}")
             if log is not None:
                 log(epoch, acc, loss)
@@ -117,15 +131,23 @@ class TrainResult:
     seconds: float
 
     def summary(self) -> pd.DataFrame:
-        last = self.history[self.history["epoch"] == self.history["epoch"].max()]
-        best = self.history.groupby("member")["test_acc"].max()
-        out = last[["member", "seed", "test_acc", "train_loss", "pulses", "refreshes"]].copy()
-        out = out.rename(columns={"test_acc": "final_test_acc"})
-        out["best_test_acc"] = best.reindex(out["member"]).to_numpy()
+        """One row per member: the final test accuracy and the mean over the last
+        ``report_last`` epochs (never the best epoch: choosing it would fit the test set),
+        pulses and their spread over weights and devices."""
+        h = self.history
+        k = min(self.spec.training.report_last, int(h["epoch"].max()))
+        last = h[h["epoch"] == h["epoch"].max()].sort_values("member")
+        tail = h[h["epoch"] > h["epoch"].max() - k].groupby("member")["test_acc"].mean()
+        keep = ["member", "seed", "test_acc", "train_loss", "pulses", "refreshes",
+                *[c for c in h.columns if c.startswith("pulses_per_")]]
+        out = last[keep].copy().rename(columns={"test_acc": "final_test_acc"})
+        out.insert(3, "last_k_test_acc", tail.reindex(out["member"]).to_numpy())
+        out.insert(4, "k", k)
         out.insert(0, "name", self.spec.name)
         out.insert(1, "device", self.spec.device.describe())
         out.insert(2, "network", self.spec.network.kind)
-        out["epochs"] = int(self.history["epoch"].max())
+        out.insert(3, "algorithm", self.spec.training.algorithm["kind"])
+        out["epochs"] = int(h["epoch"].max())
         out["subset"] = self.spec.subset or len_train(self.spec)
         out["compute"] = self.compute
         out["seconds"] = self.seconds
