@@ -14,7 +14,6 @@ from pathlib import Path
 import click
 
 from .errors import MemsimError
-from .fit.registry import METHODS
 
 
 def handle_errors(func):
@@ -85,7 +84,8 @@ def _is_spec(sources: tuple[str, ...]) -> bool:
 
 @main.command("fit")
 @click.argument("sources", nargs=-1, required=True)
-@click.option("--method", type=click.Choice(list(METHODS)))
+@click.option("--method", help="fit method: binning, optuna, smooth or any other name in the "
+                                "fit-method registry")
 @click.option("--bins", type=int, help="binning: number of bins K")
 @click.option("--edges", type=click.Choice(["width", "count"]), help="binning: edge rule")
 @click.option("--stat", type=click.Choice(["empirical", "gaussian"]), help="binning: per bin")

@@ -19,6 +19,8 @@ role                    stream
 ``device``              the write noise of a population (its pulse draws)
 ``variation``           device-to-device parameters of a population
 ``choice``              which model each device of a multi-model population follows
+``subset``              which examples a dataset subset keeps
+``display``             which points a crowded figure shows
 ``rounding``            stochastic rounding of desired updates into pulses
 ======================  =======================================================================
 """
@@ -27,8 +29,12 @@ from __future__ import annotations
 
 import numpy as np
 
+# the scheme of the streams: stored results keyed under another scheme are not reused
+SCHEME = 2
+
 ROLES = {"data": 1, "holdout": 2, "folds": 3, "search": 4, "metrics": 5, "init": 6,
-         "order": 7, "device": 8, "variation": 9, "choice": 10, "rounding": 11}
+         "order": 7, "device": 8, "variation": 9, "choice": 10, "rounding": 11,
+         "subset": 12, "display": 13}
 
 
 def seed_for(seed: int, role: str, *keys: int) -> int:

@@ -16,6 +16,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from ..errors import MemsimError
 from ..io.paths import portable
 from .population import Population
 
@@ -41,6 +42,7 @@ class DeviceKind(ABC):
     model_type: ClassVar[type | None] = None  # the device model this kind simulates, if any
     path_fields: ClassVar[tuple[str, ...]] = ()  # settings that name files
     polarities: ClassVar[tuple[str, ...]] = ("set", "reset")  # the pulses it accepts
+    noisy: ClassVar[bool] = True  # different seeds give different devices
 
     @classmethod
     def example(cls) -> DeviceKind:
@@ -91,6 +93,18 @@ class DeviceKind(ABC):
 class ModelBackedKind(DeviceKind):
     """A kind that simulates device models (tables, synthetic devices): range and nominal step
     come from the models themselves."""
+
+    @classmethod
+    def from_model(cls, model, ref: str = "") -> ModelBackedKind:
+        """This kind simulating an already loaded ``model`` (``ref``: where it came from)."""
+        raise NotImplementedError
+
+    def check_models(self, where: str) -> None:
+        """Refuse models of another type (a table where a synthetic device is expected)."""
+        for m in self.models:
+            if not isinstance(m, self.model_type):
+                raise MemsimError(f"a {self.kind} device needs a {self.model_type.__name__}, "
+                                  f"but {where} is a {type(m).__name__}")
 
     def g_range(self) -> tuple[float, float]:
         self.load()

@@ -36,6 +36,7 @@ class IdealPopulation(Population):
 @dataclass
 class IdealKind(DeviceKind):
     kind: ClassVar[str] = "ideal"
+    noisy: ClassVar[bool] = False
     levels: int = 1000
     g_min: float = 0.0
     g_max: float = 1.0

@@ -114,6 +114,14 @@ class NeuroSimKind(DeviceKind):
     c2c: float = 0.0
     d2d: float = 0.0
 
+    @property
+    def noisy(self) -> bool:
+        return self.c2c > 0 or self.d2d > 0
+
+    @classmethod
+    def example(cls) -> NeuroSimKind:
+        return cls(levels=100, nonlinearity_set=2.0, nonlinearity_reset=-3.0, c2c=0.01, d2d=0.5)
+
     @classmethod
     def from_spec(cls, sec, base) -> NeuroSimKind:
         levels = sec.take("levels", int, 500, **positive)

@@ -40,8 +40,9 @@ def parse_device(value, file=None, where: str = "device", base: Path | None = No
     string: a kind name (its defaults) or any model reference (a preset, ``preset:NAME``, a
     device YAML or a table file, see :func:`memsim.models.resolve.load_model`)."""
     if isinstance(value, str):
-        if value in KINDS:
-            return KINDS[value]()
+        if value in KINDS:  # a kind with its defaults: its required keys still say so
+            sec = Section({}, file, where)
+            return KINDS[value].from_spec(sec, base)
         ref = resolve_ref(value, base)
         try:
             model = load_model(ref)

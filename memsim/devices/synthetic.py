@@ -11,6 +11,7 @@ import torch
 
 from ..models.resolve import load_model, resolve_ref
 from ..models.synthetic import SyntheticDevice
+from ..seeds import seed_for
 from .base import ModelBackedKind, nonnegative
 from .population import Population
 
@@ -26,8 +27,8 @@ class SyntheticPopulation(Population):
         self.g.fill_(self.g_min)
         self.scale = None
         if d2d > 0:
-            z = torch.randn(self.numel, generator=self.generator, device=self.device,
-                            dtype=dtype)
+            gen = torch.Generator(device=self.device).manual_seed(seed_for(seed, "variation"))
+            z = torch.randn(self.numel, generator=gen, device=self.device, dtype=dtype)
             self.scale = (1 + d2d * z).clamp_(min=0)
 
     def _pulse(self, idx, is_set) -> None:
@@ -75,6 +76,7 @@ class SyntheticKind(ModelBackedKind):
     def load(self) -> SyntheticKind:
         if not self.models:
             self.models = [load_model(self.preset)]
+            self.check_models(self.preset)
         return self
 
     def population(self, shape, *, device="cpu", seed: int = 0, choice=None,

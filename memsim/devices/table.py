@@ -270,6 +270,7 @@ class TableKind(ModelBackedKind):
             if not self.paths:
                 raise MemsimError("a table device needs a path")
             self.models = [load_model(p, unit=self.unit) for p in self.paths]
+            self.check_models(", ".join(self.paths))
         return self
 
     def population(self, shape, *, device="cpu", seed: int = 0, choice=None,
@@ -280,6 +281,11 @@ class TableKind(ModelBackedKind):
             choice = torch.randint(0, len(self.models), (int(np.prod(shape)),), generator=gen)
         return TablePopulation(self.models, shape, choice=choice, device=device, seed=seed,
                                dtype=dtype)
+
+    def resolved(self, relto=None) -> dict:
+        out = super().resolved(relto)
+        out["path"] = out.pop("paths")  # the spec's key
+        return out
 
     def describe(self) -> str:
         return f"table:{','.join(Path(p).name for p in self.paths)}"

@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from ..errors import MemsimError
 from ..io.data import POLARITIES, PulseData
+from ..io.paths import portable
 from ..models.table import JumpTable
 
 at_least_1 = {"check": lambda v: v >= 1, "check_msg": "must be >= 1"}
@@ -36,6 +37,7 @@ class FitMethod(ABC):
     Settings: ClassVar[type]
     runtime_fields: ClassVar[tuple[str, ...]] = ()  # settings that never change the table
     where_fields: ClassVar[tuple[str, ...]] = ()  # settings saying where, not what, is fitted
+    path_fields: ClassVar[tuple[str, ...]] = ()  # settings that name files
 
     def __init__(self, settings=None):
         self.settings = settings if settings is not None else self.Settings()
@@ -66,6 +68,11 @@ class FitMethod(ABC):
         """The settings as a spec mapping that :meth:`from_spec` reads back."""
         return {f.name: getattr(self.settings, f.name) for f in fields(self.settings)
                 if f.name not in self.runtime_fields}
+
+    def portable_doc(self, relto) -> dict:
+        """:meth:`to_doc` with file paths relative to ``relto`` (for output spec files)."""
+        return {k: portable(v, relto) if k in self.path_fields else v
+                for k, v in self.to_doc().items()}
 
     def params(self) -> dict:
         return asdict(self.settings)

@@ -128,11 +128,12 @@ class Binning(FitMethod):
 
     @classmethod
     def from_spec(cls, sec, base=None) -> Binning:
+        d = BinningSettings()
         return cls(BinningSettings(
-            bins=sec.take("bins", int, 32, **at_least_1),
-            edges=sec.take("edges", str, "width", choices=EDGE_RULES),
-            stat=sec.take("stat", str, "empirical", choices=STATS),
-            q=sec.take("q", int, 128, **at_least_2)))
+            bins=sec.take("bins", int, d.bins, **at_least_1),
+            edges=sec.take("edges", str, d.edges, choices=EDGE_RULES),
+            stat=sec.take("stat", str, d.stat, choices=STATS),
+            q=sec.take("q", int, d.q, **at_least_2)))
 
     def min_points(self) -> int:
         return MIN_PER_BIN * self.settings.bins

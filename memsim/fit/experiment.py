@@ -1,6 +1,6 @@
 """The ``memsim fit`` experiment: data -> jump table -> device-level metrics -> files.
 
-Input is either measured data (CSV files, see :mod:`memsim.data`) or a device model used as a
+Input is either measured data (CSV files, see :mod:`memsim.io.data`) or a device model used as a
 truth generator (a table file or a synthetic preset: N points per polarity are drawn from it
 with Algorithm 2). A fraction of the points is held out; the table is fitted on the rest and
 scored against the held-out points, and against the truth whenever it is known.
@@ -25,20 +25,21 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
 
-from .. import metrics, seeds
+from .. import seeds
 from ..errors import MemsimError
 from ..io.data import FORMATS as INPUT_FORMATS
 from ..io.data import POLARITIES, PulseData, load_device_data
 from ..io.paths import portable
 from ..io.schema import Section, load_yaml
 from ..io.storage import save_figure, write_csv, write_text
+from ..metrics import distances as metrics
 from ..models import formats
 from ..models.base import DeviceModel
 from ..models.resolve import load_model, ref_name, resolve_ref
@@ -84,9 +85,7 @@ class FitSpec:
         d["source"] = portable(self.source, relto)
         d["truth"] = portable(self.truth, relto)
         d["out"] = portable(self.out, relto)
-        d[self.method] = self.fitter.to_doc()
-        if "storage" in d[self.method]:
-            d[self.method]["storage"] = portable(d[self.method]["storage"], relto)
+        d[self.method] = self.fitter.portable_doc(relto)
         return d
 
 
@@ -111,6 +110,8 @@ def parse_fit_spec(data: dict, file=None) -> FitSpec:
     for name, cls in METHODS.items():  # every method's section is checked, one is used
         sub = sec.sub(name, {})
         spec.methods[name] = cls.from_spec(sub, base)
+        if name == "optuna" and not sub.has("study_name"):  # a stored study is the spec's
+            spec.methods[name].settings.study_name = spec.name
         sub.done()
     spec.holdout = sec.take("holdout", float, 0.2, check=lambda v: 0 <= v < 1,
                             check_msg="must be in [0, 1)")
@@ -225,10 +226,7 @@ def run_fit(spec: FitSpec) -> FitResult:
         g_range = data.g_range()
     fitted = spec.fitter.fit(train, seed=spec.seed, g_range=g_range)
     table, records = fitted.table, fitted.records
-    relto = Path(spec.out) if spec.out else None
-    table.metadata["sources"] = [{**src, "path": portable(src["path"], relto)}
-                                 for src in table.metadata.get("sources", [])]
-    table.metadata.update({"name": spec.name, "source": portable(spec.source, relto),
+    table.metadata.update({"name": spec.name, "source": list(spec.source),
                            "source_sha256": data.sha256(), "holdout": spec.holdout,
                            "seed": spec.seed})
     rows = []
@@ -256,6 +254,15 @@ def warnings_for(result: FitResult) -> list[str]:
     return out
 
 
+def _portable_table(table, out: Path):
+    """The table with the paths its metadata records made relative to ``out``."""
+    meta = dict(table.metadata)
+    meta["source"] = portable(meta.get("source"), out)
+    meta["sources"] = [{**src, "path": portable(src["path"], out)}
+                       for src in meta.get("sources", [])]
+    return replace(table, metadata=meta)
+
+
 def write_outputs(result: FitResult, out: str | Path) -> list[Path]:
     """Write every output into ``out``; files appear only once all are complete."""
     out = Path(out)
@@ -263,7 +270,7 @@ def write_outputs(result: FitResult, out: str | Path) -> list[Path]:
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         spec, table = result.spec, result.table
-        formats.write_table(table, staging / "table.json")
+        formats.write_table(_portable_table(table, out), staging / "table.json")
         write_csv(staging / "metrics.csv", result.metrics)
         if result.records:
             write_csv(staging / "search.csv", pd.DataFrame(result.records))

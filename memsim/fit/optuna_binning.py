@@ -107,17 +107,19 @@ class OptunaBinning(FitMethod):
     Settings = OptunaSettings
     runtime_fields = ("progress",)
     where_fields = ("storage", "study_name")
+    path_fields = ("storage",)
 
     @classmethod
     def from_spec(cls, sec, base=None) -> OptunaBinning:
+        d = OptunaSettings()
         storage = sec.take("storage", str, None)
         return cls(OptunaSettings(
-            trials=sec.take("trials", int, 100, **at_least_1),
-            folds=sec.take("folds", int, 5, **at_least_2),
-            max_bins=sec.take("max_bins", int, 256, **at_least_1),
+            trials=sec.take("trials", int, d.trials, **at_least_1),
+            folds=sec.take("folds", int, d.folds, **at_least_2),
+            max_bins=sec.take("max_bins", int, d.max_bins, **at_least_1),
             storage=None if storage is None or "://" in storage else resolve_ref(storage, base),
-            study_name=sec.take("study_name", str, "memsim"),
-            q=sec.take("q", int, 128, **at_least_2)))
+            study_name=sec.take("study_name", str, d.study_name),
+            q=sec.take("q", int, d.q, **at_least_2)))
 
     def min_points(self) -> int:
         return 4 * self.settings.folds

@@ -37,7 +37,7 @@ def plot_fit(model: DeviceModel, train: PulseData | None, heldout: PulseData | N
     """(G, dG) scatter per polarity with the model's mean, +-1 sigma and 5-95 % band."""
     gl, gs = _scale(model)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
-    rng = seeds.rng(seed, "metrics")  # which points a crowded scatter shows
+    rng = seeds.rng(seed, "display")
     g = np.linspace(model.g_min, model.g_max, 600)
     for ax, pol in zip(axes, POLARITIES, strict=True):
         q = model.quantile(pol, g, np.array([0.05, 0.95]))

@@ -18,6 +18,9 @@ from ..models.table import ConditionalTable, JumpTable, probability_grid
 from .base import FitMethod, FitOutput, at_least_2, data_range, fit_metadata
 from .cv import check_cv_points, fold_labels
 
+NOISES = ("auto", "gaussian", "empirical")
+TRUNCATION = ("auto", "yes", "no")
+
 
 def spline_basis(x: np.ndarray, df: int) -> np.ndarray:
     """B-spline design matrix on [0, 1] with ``df`` columns (df <= 4: a polynomial)."""
@@ -155,9 +158,9 @@ def fit_smooth(data: PulseData, settings: SmoothSettings | None = None, seed: in
                g_range=None) -> tuple[JumpTable, list[dict]]:
     """Smooth heteroscedastic model per polarity; returns (table, CV records)."""
     s = settings or SmoothSettings()
-    if s.noise not in ("auto", "gaussian", "empirical"):
+    if s.noise not in NOISES:
         raise MemsimError(f"smooth noise must be auto, gaussian or empirical, not {s.noise!r}")
-    if s.truncated not in ("auto", "yes", "no"):
+    if s.truncated not in TRUNCATION:
         raise MemsimError(f"smooth truncated must be auto, yes or no, not {s.truncated!r}")
     lo, hi = data_range(data, g_range)
     generated = all(src.get("format") == "algorithm2" for src in data.sources)
@@ -217,14 +220,15 @@ class Smooth(FitMethod):
     @classmethod
     def from_spec(cls, sec, base=None) -> Smooth:
         df = {"check": lambda v: 1 <= v <= 30, "check_msg": "must be in 1..30"}
+        d = SmoothSettings()
         return cls(SmoothSettings(
-            folds=sec.take("folds", int, 5, **at_least_2),
-            max_df=sec.take("max_df", int, 8, **df),
-            max_df_std=sec.take("max_df_std", int, 6, **df),
-            noise=sec.take("noise", str, "auto", choices=("auto", "gaussian", "empirical")),
-            table_bins=sec.take("table_bins", int, 200, **at_least_2),
-            q=sec.take("q", int, 128, **at_least_2),
-            truncated=sec.take("truncated", str, "auto", choices=("auto", "yes", "no"))))
+            folds=sec.take("folds", int, d.folds, **at_least_2),
+            max_df=sec.take("max_df", int, d.max_df, **df),
+            max_df_std=sec.take("max_df_std", int, d.max_df_std, **df),
+            noise=sec.take("noise", str, d.noise, choices=NOISES),
+            table_bins=sec.take("table_bins", int, d.table_bins, **at_least_2),
+            q=sec.take("q", int, d.q, **at_least_2),
+            truncated=sec.take("truncated", str, d.truncated, choices=TRUNCATION)))
 
     def min_points(self) -> int:
         return 4 * self.settings.folds

@@ -171,16 +171,14 @@ def _read_one(path: Path, unit: str, read_voltage: float | None, fmt: str,
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise MemsimError(f"cannot read file ({exc.__class__.__name__}: {exc})", path) from None
+    # instrument exports carry '#' comment lines: dropped with the blank lines, and error
+    # messages still name the line of the file
     lines = text.splitlines()
-    # instrument exports start with '#' comment lines: dropped, and the line numbers in error
-    # messages still count them
-    lead = 0
-    while lead < len(lines) and (not lines[lead].strip() or lines[lead].lstrip().startswith("#")):
-        lead += 1
-    text = "\n".join(ln for ln in lines[lead:] if not ln.lstrip().startswith("#"))
-    if not text.strip():
-        raise MemsimError("file is empty" if lead == len(lines) and not any(
-            ln.lstrip().startswith("#") for ln in lines) else "file holds only comments", path)
+    kept = [i + 1 for i, ln in enumerate(lines)
+            if ln.strip() and not ln.lstrip().startswith("#")]
+    if not kept:
+        raise MemsimError("file holds only comments" if text.strip() else "file is empty", path)
+    text = "\n".join(lines[i - 1] for i in kept)
     try:
         raw = pd.read_csv(io.StringIO(text), header=None, dtype=str, keep_default_na=False,
                           skipinitialspace=True, skip_blank_lines=True)
@@ -192,7 +190,7 @@ def _read_one(path: Path, unit: str, read_voltage: float | None, fmt: str,
     has_header = any(_is_text(v) for v in first)
     header = [str(v).strip().lower() for v in first] if has_header else None
     body = raw.iloc[1:] if has_header else raw
-    line0 = lead + (2 if has_header else 1)  # file line number of the first body row
+    line0 = np.array(kept[1:] if has_header else kept)  # file line of each body row
     if fmt == "auto":
         fmt = _detect_format(header, raw.shape[1])
     if body.shape[0] == 0:
@@ -231,7 +229,7 @@ def _detect_format(header: list[str] | None, ncols: int) -> str:
     return "ramps"
 
 
-def _numeric(body: pd.DataFrame, col: int, name: str, path: Path, line0: int,
+def _numeric(body: pd.DataFrame, col: int, name: str, path: Path, line0: np.ndarray,
              allow_empty: bool = False) -> np.ndarray:
     """Column ``col`` of ``body`` as float64; one-line error at the first bad cell."""
     cells = body.iloc[:, col]
@@ -241,26 +239,26 @@ def _numeric(body: pd.DataFrame, col: int, name: str, path: Path, line0: int,
     if bad_text.any():
         i = int(np.argmax(bad_text))
         raise MemsimError(f"{cells.iloc[i]!r} is not a number", path,
-                          f"line {line0 + i}, column {name!r}")
+                          f"line {line0[i]}, column {name!r}")
     nonfinite = ~np.isfinite(values) & ~empty
     if nonfinite.any():
         i = int(np.argmax(nonfinite))
         raise MemsimError(f"value {cells.iloc[i]!r} is not finite (NaN/inf)", path,
-                          f"line {line0 + i}, column {name!r}")
+                          f"line {line0[i]}, column {name!r}")
     if not allow_empty and empty.any():
         i = int(np.argmax(empty))
-        raise MemsimError("empty cell", path, f"line {line0 + i}, column {name!r}")
+        raise MemsimError("empty cell", path, f"line {line0[i]}, column {name!r}")
     return values
 
 
-def _check_conductance(g: np.ndarray, unit: str, path: Path, line0: int, name: str,
+def _check_conductance(g: np.ndarray, unit: str, path: Path, line0: np.ndarray, name: str,
                        rows: np.ndarray | None = None) -> None:
     if unit == "norm":
         return  # normalised traces may be negative by construction
     neg = g < 0
     if neg.any():
         i = int(np.argmax(neg))
-        line = line0 + (int(rows[i]) if rows is not None else i)
+        line = line0[int(rows[i]) if rows is not None else i]
         raise MemsimError(f"negative conductance {g[i]:g} (unit {unit}); "
                           "use --unit norm for normalised data", path,
                           f"line {line}, column {name!r}")
@@ -281,7 +279,7 @@ def _parse_tidy(path, header, body, line0, unit, read_voltage) -> PulseData:
     if bad.any():
         i = int(np.argmax(bad))
         raise MemsimError(f"polarity {body.iloc[i, idx['polarity']]!r} is not 'set' or 'reset'",
-                          path, f"line {line0 + i}, column 'polarity'")
+                          path, f"line {line0[i]}, column 'polarity'")
     g = _numeric(body, idx["g"], "g", path, line0)
     dg = _numeric(body, idx["dg"], "dg", path, line0)
     _check_conductance(g, unit, path, line0, "g")

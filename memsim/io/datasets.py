@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import seeds
 from ..errors import MemsimError
 from .storage import atomic_write
 
@@ -126,7 +127,7 @@ def load_dataset(name: str = "mnist", subset: int | None = None, device="cpu",
     if subset is not None:
         if not 1 <= subset <= len(x_train):
             raise MemsimError(f"subset must be between 1 and {len(x_train)}, not {subset}")
-        keep = np.random.default_rng(seed).permutation(len(x_train))[:subset]
+        keep = seeds.rng(seed, "subset").permutation(len(x_train))[:subset]
         x_train, y_train = x_train[keep], y_train[keep]
     to_x = lambda a: torch.from_numpy(a.astype(np.float32) / 256.0).to(device)  # noqa: E731
     return Dataset(name, to_x(x_train), torch.from_numpy(y_train).to(device),

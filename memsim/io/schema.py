@@ -69,7 +69,8 @@ class Section:
         return MemsimError(problem, self.file, f"key {self.path(key)!r}")
 
     def has(self, key: str) -> bool:
-        return key in self.data
+        """Whether the spec gives ``key`` (a null value counts as not given)."""
+        return self.data.get(key) is not None
 
     def take(self, key: str, types=None, default: Any = REQUIRED, *,
              choices: Sequence | None = None, check: Callable[[Any], bool] | None = None,

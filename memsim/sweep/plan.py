@@ -10,13 +10,14 @@ from dataclasses import asdict, dataclass
 from .._version import __version__
 from ..devices.registry import device_for_model
 from ..io.storage import sha256_json
+from ..seeds import SCHEME
 from .spec import CONTROL, MethodSpec, SweepSpec, TruthSpec
 
 
 def _fit_key(truth: TruthSpec, n: int, method: MethodSpec, data_seed: int) -> str:
     return sha256_json({"truth": truth.ident, "n": n, "method": method.method,
                         "params": method.params, "data_seed": data_seed,
-                        "memsim": __version__})[:20]
+                        "memsim": __version__, "streams": SCHEME})[:20]
 
 
 @dataclass
@@ -76,7 +77,8 @@ def plan(spec: SweepSpec, models: dict, compute: str = "cpu") -> tuple[list[dict
         b["key"] = sha256_json({"members": [Member(**m).key() for m in b["members"]],
                                 "ident": [t.ident for t in spec.truths if t.name == b["truth"]],
                                 "settings": _train_settings(spec, b["network"]),
-                                "compute": compute.split(":")[0], "memsim": __version__})[:20]
+                                "compute": compute.split(":")[0], "memsim": __version__,
+                                "streams": SCHEME})[:20]
     return fits, batches
 
 

@@ -233,8 +233,10 @@ def plot_metric_vs_bias(cells: pd.DataFrame, corr: pd.DataFrame):
 # ---------------------------------------------------------------------- the report
 
 
-def write_sweep_report(spec, fits, batches, out: Path) -> dict[str, pd.DataFrame]:
-    store = SweepStore(out)
+def write_sweep_report(spec, fits, batches, out: Path, store: SweepStore | None = None
+                       ) -> dict[str, pd.DataFrame]:
+    """The tables and figures of a sweep into ``out``, read from its store."""
+    store = store or SweepStore(out)
     fitdf = store.fit_rows(fits)
     members = store.member_rows(batches)
     runs = assemble(fitdf, members)

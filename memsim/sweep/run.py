@@ -6,7 +6,6 @@ from pathlib import Path
 
 import yaml
 
-from ..io.paths import portable
 from ..io.storage import atomic_write
 from .execute import Executor, LocalExecutor
 from .plan import plan
@@ -32,7 +31,7 @@ def run_sweep(spec: SweepSpec, file=None, compute: str = "cpu", progress: bool =
         f"{len(batches)} training batches ({len(batches) - len(todo_batches)} cached), "
         f"{sum(len(b['members']) for b in batches)} networks")
     with atomic_write(out / "sweep_spec.yaml") as fh:
-        yaml.safe_dump(portable_resolved(spec, out), fh, sort_keys=False)
+        yaml.safe_dump(spec.resolved(Path(out)), fh, sort_keys=False)
     spec_doc = spec_document(spec)
     weights = [1.0] * len(todo_fits) + [float(len(b["members"])) for b in todo_batches]
     bar = tqdm(total=sum(weights), desc=spec.name, disable=not progress or None, unit="task",
@@ -40,23 +39,14 @@ def run_sweep(spec: SweepSpec, file=None, compute: str = "cpu", progress: bool =
     executor = executor or LocalExecutor(spec.jobs)
     try:
         with executor:  # fits first: batches read the fitted tables
-            executor.map(run_fit_cell, [(f, str(out)) for f in todo_fits],
+            executor.map(run_fit_cell, [(f, store) for f in todo_fits],
                          [1.0] * len(todo_fits), bar.update)
-            executor.map(run_batch, [(b, spec_doc, str(out), compute) for b in todo_batches],
+            executor.map(run_batch, [(b, spec_doc, store, compute) for b in todo_batches],
                          [float(len(b["members"])) for b in todo_batches], bar.update)
     finally:
         bar.close()
-    write_sweep_report(spec, fits, batches, out)
+    write_sweep_report(spec, fits, batches, out, store)
     return out
-
-
-def portable_resolved(spec: SweepSpec, out: Path) -> dict:
-    """The resolved spec as sweep_spec.yaml records it: paths relative to the output."""
-    d = spec.resolved()
-    for t in d["truths"]:
-        t["ref"] = portable(t["ref"], out)
-    d["out"] = "."
-    return d
 
 
 def spec_document(spec: SweepSpec) -> dict:

@@ -43,6 +43,7 @@ from ..errors import MemsimError
 from ..fit.base import FitMethod
 from ..fit.registry import METHODS
 from ..io.datasets import DATASETS
+from ..io.paths import portable
 from ..io.schema import Section, load_yaml
 from ..models.resolve import load_model, model_ident, ref_name, resolve_ref
 from ..train.cells import Mapping
@@ -67,9 +68,9 @@ class MethodSpec:
     def min_points(self) -> int:
         return 1 if self.fitter is None else self.fitter.min_points()
 
-    def resolved(self) -> dict:
+    def resolved(self, relto=None) -> dict:
         return {"name": self.name, "method": self.method,
-                "params": {} if self.fitter is None else self.fitter.to_doc()}
+                "params": {} if self.fitter is None else self.fitter.portable_doc(relto)}
 
     def to_doc(self) -> dict:
         return {"name": self.name, "method": self.method,
@@ -113,15 +114,19 @@ class SweepSpec:
     jobs: int = 1
     out: str | None = None
 
-    def resolved(self) -> dict:
+    def resolved(self, relto=None) -> dict:
+        """The spec with every default filled in; with ``relto``, paths relative to it."""
+        truths = [{**asdict(t), "ref": portable(t.ref, relto) if relto else t.ref}
+                  for t in self.truths]
         return {"name": self.name, "dataset": self.dataset, "subset": self.subset,
-                "truths": [asdict(t) for t in self.truths], "n": self.n,
-                "methods": [m.resolved() for m in self.methods], "data_seeds": self.data_seeds,
-                "train_seeds": self.train_seeds,
+                "truths": truths, "n": self.n,
+                "methods": [m.resolved(relto) for m in self.methods],
+                "data_seeds": self.data_seeds, "train_seeds": self.train_seeds,
                 "networks": [n.resolved() for n in self.networks],
                 "mapping": asdict(self.mapping), "training": asdict(self.training),
                 "reference_replicates": self.reference_replicates,
-                "ensemble": self.ensemble, "jobs": self.jobs, "out": self.out}
+                "ensemble": self.ensemble, "jobs": self.jobs,
+                "out": "." if relto else self.out}
 
 
 

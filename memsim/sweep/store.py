@@ -21,6 +21,7 @@ class SweepStore:
     """has / put / get of content-hashed results, by kind (``fits`` or ``batches``)."""
 
     def __init__(self, out: str | Path):
+        # a path every worker sees (a shared filesystem for a distributed executor)
         self.root = Path(out) / "cache"
 
     def path(self, kind: str, key: str) -> Path:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 
-import numpy as np
-
 from ..devices.registry import device_for_model
 from ..devices.table import TableKind
 from ..fit.registry import METHODS
@@ -37,7 +35,7 @@ def fitter_of(method_doc: dict):
     return fitter
 
 
-def run_fit_cell(cell: dict, out: str) -> dict:
+def run_fit_cell(cell: dict, store: SweepStore) -> dict:
     """Fit one cell and measure it against its truth; stored under its key."""
     t0 = time.perf_counter()
     truth = load_model(cell["ref"])
@@ -52,7 +50,7 @@ def run_fit_cell(cell: dict, out: str) -> dict:
     rows = compare_models(table, truth, devices=1000, seed=cell["data_seed"])
     result = {"key": cell["key"], "table": table_doc, "metrics": rows,
               "seconds": time.perf_counter() - t0}
-    SweepStore(out).put("fits", cell["key"], result)
+    store.put("fits", cell["key"], result)
     return result
 
 
@@ -71,13 +69,13 @@ def _dataset(name: str, subset, compute: str):
 def truth_step(truth, mapping: Mapping) -> float:
     """The truth's nominal pulse size, which sets dw_min for the truth and every fitted table
     alike: the same controller drives model and device."""
-    return float(np.mean([truth.nominal_step(p) for p in pulse_polarities(mapping)]))
+    return device_for_model(truth).nominal_step(pulse_polarities(mapping))
 
 
-def run_batch(batch: dict, spec_doc: dict, out: str, compute: str = "cpu") -> list[dict]:
+def run_batch(batch: dict, spec_doc: dict, store: SweepStore, compute: str = "cpu"
+              ) -> list[dict]:
     """Train one batch of networks in one vectorized pass; stored under its key."""
     spec = parse_sweep_spec(spec_doc)
-    store = SweepStore(out)
     members = [Member(**m) for m in batch["members"]]
     truth = load_model(batch["ref"])
     net = {n.name: n for n in spec.networks}[batch["network"]]

@@ -35,7 +35,7 @@ from ..io.datasets import DATASETS, Dataset
 from ..io.paths import portable
 from ..io.schema import Section, load_yaml
 from .algorithms.registry import ALGORITHMS, parse_algorithm
-from .cells import MAPPINGS, POLICIES, Mapping
+from .cells import MAPPINGS, POLICIES, Mapping, pulse_polarities
 from .networks import ACTIVATIONS, NetworkSpec
 
 
@@ -96,6 +96,12 @@ def parse_train_spec(data: dict, file=None) -> TrainSpec:
     spec.network = NetworkSpec(kind, tuple(hidden), activation)
     spec.device = parse_device(sec.take("device", (str, dict), "float"), file, "device", base)
     spec.mapping = parse_mapping(sec.sub("mapping", {}))
+    sends = set(pulse_polarities(spec.mapping))
+    if not sends <= set(spec.device.polarities):
+        raise MemsimError(f"the {spec.device.kind} device takes only "
+                          f"{' and '.join(spec.device.polarities)} pulses; this mapping sends "
+                          f"{' and '.join(sorted(sends))} (use policy "
+                          f"{spec.device.polarities[0]})", file, "key 'mapping.policy'")
     spec.training = parse_training(sec.sub("training", {}), TrainSettings(
         optimizer="sgd" if kind == "mlp" else "adam", lr=0.1 if kind == "mlp" else 0.005))
     if sec.has("seeds"):

@@ -28,9 +28,9 @@ def pick_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise MemsimError("--device cuda asked for, but no CUDA device is available")
+        raise MemsimError("--compute cuda asked for, but no CUDA device is available")
     if device != "cpu" and not device.startswith("cuda"):
-        raise MemsimError(f"device must be cpu, cuda or auto, not {device!r}")
+        raise MemsimError(f"--compute must be cpu, cuda or auto, not {device!r}")
     return device
 
 
