@@ -88,23 +88,33 @@ def _fmt(v):
     return str(v)
 
 
+ALGORITHMS = {"sgd": "sgd", "mixed_precision": "mixed_precision",
+              "mixed_precision_verify": {"kind": "mixed_precision", "verify": True},
+              "tiki_taka": {"kind": "tiki_taka", "n_reads": 64},
+              "pulse_trains": "pulse_trains"}
+
+
 def bench_training(table: str = "device_data/xbtorch_tiox/optuna_exp_1.5V", repeats: int = 2,
-                   device: str = "cpu", subset: int | None = None) -> dict:
-    """One MNIST epoch of a 784-100-10 MLP, batch 64, SGD: differential pairs on a jump table
-    against the float network, timed alternately in the same process."""
+                   device: str = "cpu", subset: int | None = None,
+                   algorithms: dict | None = None) -> dict:
+    """One MNIST epoch of a 784-100-10 MLP, batch 64: differential pairs on a jump table with
+    each update algorithm against the float network, timed alternately in the same process
+    (best of ``repeats``): the ratio device epoch / float epoch per algorithm."""
     from .train.spec import parse_train_spec
     from .train.trainer import Trainer, prepare
 
+    algorithms = algorithms or ALGORITHMS
     base = {"network": {"kind": "mlp", "hidden": [100]}, "subset": subset,
             "training": {"epochs": 1, "batch": 64, "lr": 0.1}}
-    spec_f = parse_train_spec({**base, "device": "float", "name": "float"})
-    spec_d = parse_train_spec({**base, "device": {"kind": "table", "path": table},
-                               "name": "table", "mapping": {"kind": "pair"}})
-    data = prepare(spec_f, device)
-    prepare(spec_d, device)
-    trainers = {"float": Trainer(spec_f, data, device), "table": Trainer(spec_d, data, device)}
-    times = {"float": [], "table": []}
-    pulses = []
+    specs = {"float": parse_train_spec({**base, "device": "float", "name": "float"})}
+    for name, algo in algorithms.items():
+        specs[name] = parse_train_spec({**base, "device": {"kind": "table", "path": table},
+                                        "name": name, "mapping": {"kind": "pair"},
+                                        "training": {**base["training"], "algorithm": algo}})
+    data = prepare(specs["float"], device)
+    trainers = {name: Trainer(spec, data, device) for name, spec in specs.items()}
+    times = {name: [] for name in trainers}
+    pulses, accs = {}, {}
     for _ in range(repeats):
         for name, tr in trainers.items():
             p0 = tr.net.syn.pulses
@@ -113,13 +123,16 @@ def bench_training(table: str = "device_data/xbtorch_tiox/optuna_exp_1.5V", repe
             history = tr.run(1, progress=False)
             _sync(device)
             times[name].append(time.perf_counter() - t0)
-            if name == "table":
-                pulses.append((tr.net.syn.pulses - p0) / times[name][-1])
-                acc = float(history["test_acc"].iloc[-1])
-    tf, td = min(times["float"]), min(times["table"])
-    return {"benchmark": "training", "device": device, "float_epoch_s": tf,
-            "table_epoch_s": td, "ratio": td / tf, "pulses_per_s": float(np.median(pulses)),
-            "table_acc_after_epochs": acc, "epochs_each": repeats}
+            pulses[name] = (tr.net.syn.pulses - p0) / times[name][-1]
+            accs[name] = float(history["test_acc"].iloc[-1])
+    tf = min(times["float"])
+    out = {"benchmark": "training", "device": device, "float_epoch_s": tf,
+           "epochs_each": repeats}
+    for name in algorithms:
+        td = min(times[name])
+        out.update({f"{name}_epoch_s": td, f"{name}_ratio": td / tf,
+                    f"{name}_pulses_per_s": pulses[name], f"{name}_acc": accs[name]})
+    return out
 
 
 def bench_ensemble(table: str = "device_data/xbtorch_tiox/optuna_exp_1.5V", members: int = 8,

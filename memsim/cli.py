@@ -230,6 +230,43 @@ def bias_sweep_cmd(spec_file, epochs, subset, seeds, data_seeds, sizes, truths, 
     click.echo(f"wrote {result}")
 
 
+@main.command("grid")
+@click.argument("spec_file", type=click.Path(dir_okay=False))
+@click.option("--network", "networks", multiple=True, help="only these networks of the grid")
+@click.option("--subset", type=int, help="use N training examples")
+@click.option("--epochs", type=int, help="epochs of every network")
+@click.option("--compute", "--device", "compute", default="auto", show_default=True,
+              help="where to compute: auto, cpu or cuda (--device: the old name)")
+@click.option("--out", type=click.Path(file_okay=False), help="output directory")
+@handle_errors
+def grid_cmd(spec_file, networks, subset, epochs, compute, out):
+    """Train a grid of devices x update algorithms x networks over seeds (SPEC_FILE: a grid
+    spec such as experiments/attribution.yaml)."""
+    from .io.schema import load_yaml
+    from .train.grid import parse_grid, run_grid, write_grid_outputs
+    from .train.trainer import pick_device
+
+    raw = load_yaml(spec_file)
+    if networks:
+        unknown = [n for n in networks if n not in (raw.get("networks") or {})]
+        if unknown:
+            raise MemsimError(f"no network {unknown[0]!r} in the grid", spec_file,
+                              "option --network")
+        raw = {**raw, "networks": {n: raw["networks"][n] for n in networks}}
+    if subset is not None:
+        raw = {**raw, "subset": subset}
+    if epochs is not None:
+        raw = {**raw, "networks": {
+            k: {**v, "training": {**(v.get("training") or {}), "epochs": epochs}}
+            if isinstance(v, dict) else v for k, v in (raw.get("networks") or {}).items()}}
+    grid = parse_grid(raw, spec_file)
+    out_dir = out or grid.out or f"results/{grid.name}"
+    history = run_grid(grid, pick_device(compute), log=lambda m: click.echo(m, err=True))
+    table = write_grid_outputs(grid, history, out_dir)
+    click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    click.echo(f"wrote {out_dir}")
+
+
 @main.command("generate")
 @click.argument("model")
 @click.option("--n", "n_points", type=int, default=3000, show_default=True,

@@ -100,6 +100,21 @@ def run_sweeps(specs: list[Path], over: dict, log) -> list[Path]:
     return outs
 
 
+def run_grids(specs: list[Path], over: dict, log) -> list[Path]:
+    from .train.grid import parse_grid, run_grid, write_grid_outputs
+
+    outs = []
+    for path in specs:
+        t0 = time.perf_counter()
+        grid = parse_grid(_merge(load_yaml(path), over.get(path.name, {})), path)
+        history = run_grid(grid, "cuda" if _cuda() else "cpu", log=log)
+        out = Path(grid.out or ROOT / "results" / grid.name)
+        write_grid_outputs(grid, history, out)
+        outs.append(out)
+        log(f"grid {grid.name}: {time.perf_counter() - t0:.0f} s")
+    return outs
+
+
 def _cuda() -> bool:
     import torch
 
@@ -125,6 +140,8 @@ def main(argv=None) -> int:
         run_fits(stage("fits"), log)
         over = plan.get("trainings", {}).get("reduced", {}) if reduced else {}
         run_trainings(stage("trainings"), over, log)
+        over = plan.get("grids", {}).get("reduced", {}) if reduced else {}
+        run_grids(stage("grids"), over, log)
         over = plan.get("sweeps", {}).get("reduced", {}) if reduced else {}
         sweeps = run_sweeps(stage("sweeps"), over, log)
         from .results_readme import write_results_readme

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .io.storage import write_text
-from .sweep.report import markdown
+from .io.tables import markdown
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -84,6 +84,46 @@ def _train_section(root: Path) -> list[str]:
                      "binarized weights need only the sign of G+ − G−, which tolerates the "
                      "device noise far better than the analog MLP.")
     return lines + [""]
+
+
+def _grid_section(root: Path) -> list[str]:
+    lines = []
+    for name, title in (("attribution", "reduced scale, `make reproduce`"),
+                        ("attribution_full", "full scale: all of MNIST, 10 epochs")):
+        path = root / name / "table.csv"
+        if not path.exists():
+            continue
+        t = pd.read_csv(path)
+        if not lines:
+            lines = ["## 2b. What the device costs, what the algorithm costs "
+                     "(`experiments/attribution.yaml`)", "",
+                     "Each cell: one network per seed (3 seeds), trained with the device in the "
+                     "loop by an update algorithm. Accuracy in %, mean ± standard deviation over "
+                     "the seeds, of the final epoch and of the mean over the last k epochs (never "
+                     "the best epoch); pulses per weight = pulses received by the devices of a "
+                     "weight, averaged over weights; `ideal_18` has as many levels as TiOx.", ""]
+        lines += [f"### {title}", "", (root / name / "table.md").read_text(), ""]
+        for png in sorted((root / name).glob("accuracy_*.png")):
+            lines.append(f"![{png.stem}]({_rel(png, root)})")
+        lines.append("")
+        lines += _grid_facts(t)
+    return lines
+
+
+def _grid_facts(t: pd.DataFrame) -> list[str]:
+    facts = []
+    for net, g in t.groupby("network", sort=False):
+        flt = g[g["device"] == "float"]["final_acc_pct"]
+        if not len(flt):
+            continue
+        for dev, d in g[g["device"] != "float"].groupby("device", sort=False):
+            best = d.loc[d["final_acc_pct"].idxmax()]
+            sgd = d[d["algorithm"] == "sgd"]["final_acc_pct"]
+            facts.append(f"- {net} on {dev}: best {best['algorithm']} "
+                         f"{best['final_acc_pct']:.1f} % (float {flt.iloc[0]:.1f} %)"
+                         + (f", sgd {sgd.iloc[0]:.1f} %" if len(sgd) else "")
+                         + f"; {best['pulses_per_weight']:.0f} pulses per weight.")
+    return facts + [""]
 
 
 def _sweep_facts(bias: pd.DataFrame, corr: pd.DataFrame, controls: set[str]) -> list[str]:
@@ -255,6 +295,7 @@ def write_results_readme(root: Path, sweeps: list[Path], scale: str, seconds: fl
         lines += _summary(sweeps)
     lines += _fit_section(root)
     lines += _train_section(root)
+    lines += _grid_section(root)
     for i, out in enumerate(sweeps, start=3):
         lines += _sweep_section(root, Path(out), i)
     lines += ["## Scale", ""]

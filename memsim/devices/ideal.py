@@ -8,18 +8,20 @@ from typing import ClassVar
 
 import torch
 
-from .base import DeviceKind, parse_range, positive
+from .base import DeviceKind, nonnegative, parse_range, positive
 from .population import Population
 
 
 class IdealPopulation(Population):
-    """An ideal linear device: every pulse moves G by exactly +-step, no noise."""
+    """A linear device: every pulse moves G by +-step, plus Gaussian write noise of ``noise``
+    steps (standard deviation; 0: an ideal device)."""
 
     def __init__(self, g_min: float, g_max: float, levels: int, shape, device="cpu", seed=0,
-                 dtype=torch.float32):
+                 dtype=torch.float32, noise: float = 0.0):
         super().__init__(shape, device, seed, dtype)
         self.g_min, self.g_max = float(g_min), float(g_max)
         self.step = (self.g_max - self.g_min) / levels
+        self.noise = float(noise) * self.step
         self.g.fill_(self.g_min)
 
     def _pulse(self, idx, is_set) -> None:
@@ -28,6 +30,9 @@ class IdealPopulation(Population):
             g.add_(self.step if is_set else -self.step)
         else:
             g.add_(torch.where(is_set, self.step, -self.step))
+        if self.noise:
+            z = self.draws.normal_(self.ws.get("u", g.numel(), self.dtype))
+            g.add_(z, alpha=self.noise)
         self._clip(g, idx)
         self._scatter(idx, g)
 
@@ -35,16 +40,23 @@ class IdealPopulation(Population):
 
 @dataclass
 class IdealKind(DeviceKind):
+    """``levels`` steps across the range; ``noise``: Gaussian write noise per pulse, in steps."""
+
     kind: ClassVar[str] = "ideal"
-    noisy: ClassVar[bool] = False
     levels: int = 1000
     g_min: float = 0.0
     g_max: float = 1.0
+    noise: float = 0.0
+
+    @property
+    def noisy(self) -> bool:
+        return self.noise > 0
 
     @classmethod
     def from_spec(cls, sec, base) -> IdealKind:
         levels = sec.take("levels", int, 1000, **positive)
-        return cls(levels, *parse_range(sec))
+        g_min, g_max = parse_range(sec)
+        return cls(levels, g_min, g_max, sec.take("noise", float, 0.0, **nonnegative))
 
     def g_range(self) -> tuple[float, float]:
         return self.g_min, self.g_max
@@ -54,4 +66,5 @@ class IdealKind(DeviceKind):
 
     def population(self, shape, *, device="cpu", seed: int = 0, choice=None,
                    dtype=torch.float32) -> Population:
-        return IdealPopulation(self.g_min, self.g_max, self.levels, shape, device, seed, dtype)
+        return IdealPopulation(self.g_min, self.g_max, self.levels, shape, device, seed, dtype,
+                               self.noise)

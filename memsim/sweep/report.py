@@ -25,6 +25,7 @@ import pandas as pd
 from scipy import stats
 
 from ..io.storage import save_figure, write_csv, write_text
+from ..io.tables import markdown
 from .spec import CONTROL
 from .store import SweepStore
 
@@ -147,22 +148,6 @@ def metric_bias_table(runs: pd.DataFrame, controls: set[str]) -> pd.DataFrame:
                          "ci_low": lo, "ci_high": hi, "spearman_signed_bias": rho_s,
                          "signed_ci_low": lo_s, "signed_ci_high": hi_s, "cells": n})
     return pd.DataFrame(rows)
-
-
-def markdown(frame: pd.DataFrame, floatfmt: str = ".3g") -> str:
-    """A GitHub-flavoured Markdown table (no optional dependency needed)."""
-    cols = list(frame.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for _, row in frame.iterrows():
-        cells = []
-        for c in cols:
-            v = row[c]
-            if isinstance(v, (float, np.floating)):
-                cells.append("" if np.isnan(v) else format(float(v), floatfmt))
-            else:
-                cells.append(str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def bias_markdown(table: pd.DataFrame) -> str:
