@@ -26,7 +26,7 @@ import torch
 class Mapping:
     kind: str = "pair"
     w_max: float | None = None  # None: per layer, range_std x the init std (layer_ranges)
-    range_std: float = 4.0
+    range_std: float = 12.0  # measured on TiOx: see layer_ranges
     policy: str = "split"
     dw_min: float | None = None  # weight change per nominal pulse; None: from the device
     nominal_step: float | None = None  # the device step dw_min derives from; None: the device's
@@ -240,7 +240,11 @@ def layer_ranges(mapping: Mapping, sizes: list[int], init_scale: float = 1.0) ->
     """The weight range w_max of each layer: the mapping's number where it pins one, else
     ``range_std`` standard deviations of the layer's initial weights. Those are
     Uniform(+-init_scale / sqrt(fan_in)), std init_scale / sqrt(3 fan_in): the range follows
-    the layer, so a pulse is a similar fraction of every layer's weights."""
+    the layer, so a pulse is a similar fraction of every layer's weights. The default 12 was
+    measured: 784-100-10 MLP on the TiOx 1.5 V table, mixed precision, full MNIST, 10 epochs,
+    seed 0, final test accuracy 89.5 / 92.1 / 94.0 / 94.7 / 95.4 / 95.5 / 95.3 % for 2.5 / 4 /
+    6 / 8 / 12 / 16 / 24 standard deviations (94.4 % with w_max = 1 for every layer): a
+    narrow range clips the weights, a wide one wastes the device's few levels."""
     if mapping.w_max is not None:
         return [float(mapping.w_max)] * (len(sizes) - 1)
     return [mapping.range_std * init_scale / math.sqrt(3 * fi) for fi in sizes[:-1]]

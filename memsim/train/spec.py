@@ -7,7 +7,7 @@ A train spec (YAML), relative paths relative to the spec file::
     subset: null              # N training examples (a fixed shuffle); the test set is whole
     network: {kind: mlp, hidden: [100], activation: relu}     # or kind: bnn
     device: {kind: table, path: ../device_data/xbtorch_tiox/optuna_exp_1.5V}
-    mapping: {kind: pair, w_max: auto, range_std: 4, policy: split, max_pulses: 8}
+    mapping: {kind: pair, w_max: auto, range_std: 12, policy: split, max_pulses: 8}
     training: {epochs: 5, batch: 64, optimizer: sgd, lr: 0.1, init_scale: 1.0,
                algorithm: sgd,          # or {kind: mixed_precision, verify: true}, tiki_taka,
                                         # pulse_trains (see memsim.train.algorithms)
@@ -127,7 +127,7 @@ def parse_mapping(mp: Section) -> Mapping:
     mapping = Mapping(
         kind=mp.take("kind", str, "pair", choices=MAPPINGS),
         w_max=None if w_max in (None, "auto") else w_max,
-        range_std=mp.take("range_std", float, 4.0, **positive),
+        range_std=mp.take("range_std", float, Mapping.range_std, **positive),
         policy=mp.take("policy", str, "split", choices=POLICIES),
         dw_min=mp.take("dw_min", float, None, **positive),
         nominal_step=mp.take("nominal_step", float, None, **positive),
