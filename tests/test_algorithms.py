@@ -163,3 +163,20 @@ def test_grid_runs_every_cell_once_and_tabulates_over_seeds(tmp_path):
     bad = {**doc, "algorithms": {"x": {"kind": "tiki_taka", "n_reads": 0}}}
     with pytest.raises(Exception, match="n_reads"):
         parse_grid(bad)
+
+
+def test_tiki_taka_reset_returns_read_columns_to_the_symmetry_point():
+    algo = TikiTaka(reset_prob=1.0, n_reads=5)
+    syn = _syn(algo, levels=200)
+    algo.fast.program(torch.full((syn.size,), 0.1))
+    idx = algo.next_columns()
+    algo.columns = [0] * len(SHAPES)  # transfer the same columns
+    algo.transfer()
+    a = algo.fast.read()
+    rest = torch.ones(syn.size, dtype=torch.bool)
+    rest[idx] = False
+    assert torch.allclose(a[idx], torch.zeros(idx.numel()), atol=1e-6)
+    assert torch.allclose(a[rest], torch.full((int(rest.sum()),), 0.1), atol=1e-6)
+    # what was read went to C or stays in H (transfer_lr 1; C started at 0)
+    moved = algo.buffer[idx] * syn.array.dw_min[idx] + syn.flat[idx]
+    assert torch.allclose(moved, torch.full((idx.numel(),), 0.1), atol=1e-5)

@@ -10,6 +10,10 @@ transfer buffer, 2021; the analog kit's transfer compounds).
   weights to all outputs) of every layer are read from A into a digital buffer H (in units of
   C's dw_min): H += transfer_lr * A / dw_min_C; where |H| >= 1, n = trunc(H) (at most
   ``max_transfer_pulses``) pulses go to C and H -= n. Columns are visited in turn.
+* ``reset_prob`` (the kit's with_reset_prob, default 0): each weight of a column just read is
+  re-programmed to its symmetry point (A = 0) with this probability. Without it, A relies on
+  its own drift back to the symmetry point; a device without that drift (a linear, symmetric
+  one) makes A and C a frictionless double integrator, which oscillates: use 1 there.
 
 A's noisy, asymmetric updates are low-pass filtered before they reach C: what makes the
 algorithm tolerate devices whose up and down steps do not match.
@@ -35,6 +39,7 @@ class TikiTakaSettings:
     fast_lr: float = 1.0
     gamma: float = 0.0
     max_transfer_pulses: int = 1
+    reset_prob: float = 0.0
 
 
 positive = {"check": lambda v: v > 0, "check_msg": "must be positive"}
@@ -47,7 +52,8 @@ class TikiTaka(Algorithm):
               "fast_lr": positive, "gamma": {"check": lambda v: v >= 0,
                                              "check_msg": "must be >= 0"},
               "max_transfer_pulses": {"check": lambda v: 1 <= v <= 127,
-                                      "check_msg": "must be in 1..127"}}
+                                      "check_msg": "must be in 1..127"},
+              "reset_prob": {"check": lambda v: 0 <= v <= 1, "check_msg": "must be in [0, 1]"}}
 
     def bind(self, syn, dev, seed, member_choice=None):
         super().bind(syn, dev, seed, member_choice)
@@ -59,6 +65,7 @@ class TikiTaka(Algorithm):
         cell.reference = symmetry_reference(self.fast)
         self.buffer = torch.zeros(syn.size, device=syn.device)
         self.columns = [0] * len(syn.shapes)
+        self.gen = torch.Generator(device=syn.device).manual_seed(seed_for(seed, "rounding", 2))
         return self
 
     def arrays(self):
@@ -109,6 +116,14 @@ class TikiTaka(Algorithm):
         idx = self.next_columns()
         h = self.buffer.index_select(0, idx)
         h.add_(self.fast.read(idx) * slow.inv_dw.index_select(0, idx), alpha=s.transfer_lr)
+        if s.reset_prob > 0:
+            pick = idx
+            if s.reset_prob < 1:
+                keep = torch.rand(idx.numel(), generator=self.gen, device=idx.device)
+                pick = idx[keep < s.reset_prob]
+            mask = torch.zeros(syn.size, dtype=torch.bool, device=syn.device)
+            mask[pick] = True
+            self.fast.program(torch.zeros(syn.size, device=syn.device), mask=mask.unsqueeze(0))
         n = h.trunc().clamp_(-s.max_transfer_pulses, s.max_transfer_pulses)
         self.buffer.index_copy_(0, idx, h - n)
         hit = n.nonzero().squeeze(1)
