@@ -15,17 +15,10 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import MemsimError
-from .io.schema import load_yaml
+from .io.schema import deep_merge, load_yaml
 from .io.storage import save_figure, write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _merge(raw: dict, over: dict) -> dict:
-    out = dict(raw)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def run_fits(specs: list[Path], log) -> list[Path]:
@@ -53,7 +46,7 @@ def run_trainings(specs: list[Path], over: dict, log) -> pd.DataFrame:
     summaries, histories = [], []
     for path in specs:
         t0 = time.perf_counter()
-        raw = _merge(_merge(load_yaml(path), common), over.get(path.name, {}))
+        raw = deep_merge(deep_merge(load_yaml(path), common), over.get(path.name, {}))
         spec = train_spec.parse_train_spec(raw, path)
         result = trainer.train(spec, "auto", progress=False, file=path)
         out = Path(spec.out or ROOT / "results" / "train" / spec.name)
@@ -92,7 +85,7 @@ def run_sweeps(specs: list[Path], over: dict, log) -> list[Path]:
     outs = []
     for path in specs:
         t0 = time.perf_counter()
-        spec = parse_sweep_spec(_merge(load_yaml(path), over.get(path.name, {})), path)
+        spec = parse_sweep_spec(deep_merge(load_yaml(path), over.get(path.name, {})), path)
         out = run_sweep(spec, path, "cuda" if _cuda() else "cpu", progress=False,
                               log=log)
         outs.append(out)
@@ -106,7 +99,7 @@ def run_grids(specs: list[Path], over: dict, log) -> list[Path]:
     outs = []
     for path in specs:
         t0 = time.perf_counter()
-        grid = parse_grid(_merge(load_yaml(path), over.get(path.name, {})), path)
+        grid = parse_grid(deep_merge(load_yaml(path), over.get(path.name, {})), path)
         history = run_grid(grid, "cuda" if _cuda() else "cpu", log=log)
         out = Path(grid.out or ROOT / "results" / grid.name)
         write_grid_outputs(grid, history, out)

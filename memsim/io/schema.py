@@ -132,5 +132,14 @@ class Section:
                               f"key {self.path(str(key))!r}")
 
 
+def deep_merge(raw: dict, over: dict) -> dict:
+    """``raw`` with ``over`` written over it, mappings merged key by key (spec overrides)."""
+    out = dict(raw)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) \
+            else v
+    return out
+
+
 def _as_tuple(t) -> tuple:
     return t if isinstance(t, tuple) else (t,)

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io.schema import Section, load_yaml
+from ..io.schema import Section, deep_merge, load_yaml
 from ..io.storage import save_figure, write_csv, write_text
 from ..io.tables import markdown
 from .spec import parse_train_spec
@@ -88,7 +88,7 @@ def run_grid(grid: Grid, compute: str = "cpu", overrides: dict | None = None, lo
     """Train every cell (its seeds as one ensemble); returns the history of all runs."""
     histories = []
     for net, dev, algo, doc in grid.cells:
-        doc = _merge(doc, overrides or {})
+        doc = deep_merge(doc, overrides or {})
         spec = parse_train_spec(doc, grid.file)
         t0 = time.perf_counter()
         result = train(spec, compute, progress=False, file=grid.file)
@@ -100,13 +100,6 @@ def run_grid(grid: Grid, compute: str = "cpu", overrides: dict | None = None, lo
             f"(sd {100 * acc.std(ddof=1) if len(acc) > 1 else 0:.2f}) in "
             f"{time.perf_counter() - t0:.0f} s")
     return pd.concat(histories, ignore_index=True)
-
-
-def _merge(raw: dict, over: dict) -> dict:
-    out = dict(raw)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def grid_table(history: pd.DataFrame) -> pd.DataFrame:
