@@ -149,10 +149,10 @@ def plot_device(history: pd.DataFrame, device: str):
                 by = g.groupby("epoch")["test_acc"]
                 e = by.mean().index
                 ls = ":" if dev == "float" else "-"
-                ax.plot(e, 100 * by.mean(), ls=ls, marker="o", ms=3,
-                        label=label or algo, color="k" if dev == "float" else None)
+                (line,) = ax.plot(e, 100 * by.mean(), ls=ls, marker="o", ms=3,
+                                  label=label or algo, color="k" if dev == "float" else None)
                 ax.fill_between(e, 100 * by.min(), 100 * by.max(), alpha=0.15,
-                                color="k" if dev == "float" else None)
+                                color=line.get_color())
         ax.set_title(f"{device}: {net}")
         ax.set_xlabel("epoch")
         ax.set_ylabel("test accuracy [%] (mean over seeds, band: range)")
