@@ -73,6 +73,16 @@ def merge_flags(raw: dict, flags: dict) -> dict:
     return merged
 
 
+def _cwd_path(value: str | None) -> str | None:
+    """A path given on the command line, absolute (a spec resolves its own paths against its
+    folder; a flag means the working directory); presets and URLs unchanged."""
+    from .models.resolve import is_preset
+
+    if value is None or is_preset(value) or "://" in value:
+        return value
+    return str(Path(value).absolute())
+
+
 def _is_spec(sources: tuple[str, ...]) -> bool:
     if len(sources) != 1 or Path(sources[0]).suffix not in (".yaml", ".yml"):
         return False
@@ -119,6 +129,8 @@ def fit_cmd(sources, method, bins, edges, stat, trials, folds, storage, n_points
         file, raw = sources[0], load_yaml(sources[0])
     else:
         file, raw = None, {"source": list(sources)}
+    # paths on the command line are relative to where the command runs, not to the spec
+    truth, storage, out = (_cwd_path(p) for p in (truth, storage, out))
     flags = {"method": method, "n": n_points, "truth": truth, "unit": unit,
              "read_voltage": read_voltage, "format": fmt, "polarity": polarity,
              "holdout": holdout, "seed": seed, "out": out,
@@ -204,7 +216,6 @@ def bias_sweep_cmd(spec_file, epochs, subset, seeds, data_seeds, sizes, truths, 
     Resumable: rerunning the same command skips every finished fit and training batch.
     """
     from .io.schema import load_yaml
-    from .models.resolve import is_preset
     from .sweep import run_sweep
     from .sweep.spec import parse_sweep_spec
     from .train.trainer import pick_device
@@ -214,7 +225,7 @@ def bias_sweep_cmd(spec_file, epochs, subset, seeds, data_seeds, sizes, truths, 
             raise MemsimError(f"{flag} must be at least 1, not {value}")
     raw = load_yaml(spec_file)
     # truths on the command line are relative to where the command runs, not to the spec
-    cli_truths = [t if is_preset(t) else str(Path(t).resolve()) for t in truths]
+    cli_truths = [_cwd_path(t) for t in truths]
     flags = {"subset": subset, "out": out, "jobs": jobs, "ensemble": ensemble,
              "n": _int_list(sizes, "--n"), "training": {"epochs": epochs},
              "train_seeds": list(range(seeds)) if seeds else None,

@@ -129,3 +129,17 @@ def test_rerun_into_the_same_folder_leaves_no_stale_outputs(runner, tmp_path):
     (out / "notes.txt").write_text("mine")
     assert run_cli(runner, ["fit", csv, "--bins", "8", "--out", out, "--no-plots"]).exit_code == 0
     assert not (out / "crosssim").exists() and (out / "notes.txt").exists()
+
+
+def test_flags_are_relative_to_the_working_directory_and_spec_keys_to_the_spec(
+        runner, tmp_path, monkeypatch):
+    sub = tmp_path / "specs"
+    sub.mkdir()
+    spec = sub / "spec.yaml"
+    spec.write_text(f"source: {DATA / 'synthetic' / 'asymmetric_n1000_seed0.csv'}\n"
+                    "method: binning\nbinning: {bins: 6}\nplots: false\nout: in_spec\n")
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(runner, ["fit", spec]).exit_code == 0
+    assert (sub / "in_spec" / "table.json").exists()  # the spec's out: next to the spec
+    assert run_cli(runner, ["fit", spec, "--out", "from_flag"]).exit_code == 0
+    assert (tmp_path / "from_flag" / "table.json").exists()  # a flag: where the command runs
