@@ -201,3 +201,18 @@ def test_seed_streams_are_derived_in_one_place():
     offsets = re.compile(r"seed\s*[*+]\s*\d|\d\s*[*+]\s*seed|default_rng\(\[seed")
     for f in PKG.rglob("*.py"):
         assert not offsets.search(f.read_text()), f
+
+
+def test_a_model_identity_covers_every_file_of_the_model(tmp_path):
+    import shutil
+
+    from memsim.models.resolve import model_ident
+
+    lut = tmp_path / "lut"
+    shutil.copytree(ROOT / "device_data" / "crosssim_enode_lut", lut)
+    one_file = str(lut / "dG_increasing.txt")
+    before = model_ident(one_file), model_ident(str(lut))
+    assert before[0] == before[1]  # one file of a LUT names the LUT
+    with open(lut / "dG_decreasing.txt", "a") as fh:
+        fh.write("\n")
+    assert model_ident(one_file) != before[0]  # editing the other file changes it

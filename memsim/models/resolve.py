@@ -44,6 +44,8 @@ def model_ident(ref: str) -> str:
     path = Path(ref)
     if is_preset(ref):
         return sha256_file(PRESET_DIR / f"{ref.removeprefix('preset:')}.yaml")
+    if path.name in CROSSSIM_FILES.values():  # one file of a LUT names the whole folder
+        path = path.parent
     if path.is_file():
         return sha256_file(path)
     files = sorted(path.glob("*")) if path.is_dir() else sorted(
