@@ -69,7 +69,7 @@ def parse_grid(data: dict, file=None) -> Grid:
         network, training = ns.take("network", dict), ns.take("training", dict, {})
         ns.done()
         for dev_name, dev in devices.items():
-            is_float = dev == "float"
+            is_float = parse_train_spec({"device": dev}, file).device.is_float
             for algo_name, algo in ({"-": "sgd"} if is_float else algos).items():
                 doc = {**common, "name": f"{net_name}/{dev_name}/{algo_name}",
                        "network": network, "device": dev,

@@ -146,7 +146,8 @@ class TrainResult:
         out.insert(0, "name", self.spec.name)
         out.insert(1, "device", self.spec.device.describe())
         out.insert(2, "network", self.spec.network.kind)
-        out.insert(3, "algorithm", self.spec.training.algorithm["kind"])
+        algorithm = "-" if self.spec.device.is_float else self.spec.training.algorithm["kind"]
+        out.insert(3, "algorithm", algorithm)  # a float network sends no pulses
         out["epochs"] = int(h["epoch"].max())
         out["subset"] = self.spec.subset or len_train(self.spec)
         out["compute"] = self.compute

@@ -18,6 +18,7 @@ import torch
 class Algorithm:
     name: ClassVar[str]
     needs_outer: ClassVar[bool] = False  # updates from (x, delta) per example, not from dw
+    checks: ClassVar[dict] = {}  # per setting: extra checks for Section.take
 
     def __init__(self, **settings):
         self.settings = self.Settings(**settings)
@@ -27,9 +28,8 @@ class Algorithm:
         """Read the settings from a spec section; keys left out keep the defaults."""
         out = {}
         for f in fields(cls.Settings):
-            checks = cls.checks.get(f.name, {}) if hasattr(cls, "checks") else {}
-            out[f.name] = sec.take(f.name, type(f.default) if f.default is not None else None,
-                                   f.default, **checks)
+            out[f.name] = sec.take(f.name, type(f.default), f.default,
+                                   **cls.checks.get(f.name, {}))
         return cls(**out)
 
     def to_doc(self) -> dict:
