@@ -129,6 +129,24 @@ def test_shipped_tables_import():
         np.testing.assert_allclose(table.std(pol, g), truth.std(pol, g), rtol=0.05)
 
 
+def test_gzip_crosssim_luts_read_like_plain_ones(tmp_path):
+    import gzip
+
+    packed = ENODE.parent / "crosssim_taox" / "10"
+    for name in ("dG_increasing.txt", "dG_decreasing.txt"):
+        (tmp_path / name).write_bytes(gzip.decompress((packed / f"{name}.gz").read_bytes()))
+    plain, gz = load_model(tmp_path), load_model(packed)
+    _same_tables(plain, gz)
+    assert gz.g_min == pytest.approx(10.6e-6, rel=1e-2)
+    assert load_model(packed / "dG_increasing.txt.gz").g_max == gz.g_max  # a file names it
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "dG_increasing.txt.gz").write_bytes(
+        (packed / "dG_increasing.txt.gz").read_bytes()[:5000])
+    (tmp_path / "cut" / "dG_decreasing.txt").write_text("x")
+    with pytest.raises(MemsimError, match="dG_increasing.txt.gz"):
+        read_crosssim(tmp_path / "cut")
+
+
 def test_reimport_of_a_reexported_xbtorch_table(tmp_path):
     tiox = load_model(TIOX)
     write_xbtorch(tiox, tmp_path / "again")

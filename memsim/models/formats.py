@@ -19,11 +19,13 @@ separates, so export -> import reproduces the bins.
 * XBTorch: ``PREFIX_{set,reset}_axis_level_G.txt`` (L levels), ``..._axis_level_dG.txt`` (D
   change levels), ``..._cdf.txt`` (L x D, P(dG <= dG_j | G_i)); linear between dG levels.
 * CrossSim: ``dG_increasing.txt`` (SET) / ``dG_decreasing.txt`` (RESET): a title line, the G
-  levels, the CDF points, then the dG matrix (rows = CDF points, columns = G levels).
+  levels, the CDF points, then the dG matrix (rows = CDF points, columns = G levels); either
+  file may be gzip-compressed (``dG_increasing.txt.gz``), as large measured LUTs are shipped.
 """
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import re
@@ -247,21 +249,37 @@ def _dg_axis(model: DeviceModel, pol: str, levels: np.ndarray, n: int) -> np.nda
 
 def crosssim_dir(path: str | Path) -> Path:
     p = Path(path)
-    return p.parent if p.name in CROSSSIM_FILES.values() else p
+    names = {*CROSSSIM_FILES.values(), *(n + ".gz" for n in CROSSSIM_FILES.values())}
+    return p.parent if p.name in names else p
+
+
+def crosssim_file(folder: str | Path, polarity: str) -> Path:
+    """The LUT file of ``polarity`` in ``folder``: plain text, or gzip-compressed."""
+    plain = Path(folder) / CROSSSIM_FILES[polarity]
+    packed = plain.with_name(plain.name + ".gz")
+    return packed if packed.exists() and not plain.exists() else plain
+
+
+def is_crosssim(path: str | Path) -> bool:
+    """Whether ``path`` names a CrossSim LUT (its folder or one of its files)."""
+    folder = crosssim_dir(path)
+    return folder != Path(path) or (folder.is_dir() and crosssim_file(folder, "set").exists())
 
 
 def read_crosssim(path: str | Path, unit: str = "S") -> JumpTable:
     folder = crosssim_dir(path)
     scale = units.factor(unit)
     tables, lo, hi = {}, [], []
-    for pol, name in CROSSSIM_FILES.items():
-        file = folder / name
+    for pol in CROSSSIM_FILES:
+        file = crosssim_file(folder, pol)
         if not file.exists():
             raise MemsimError("file not found (a CrossSim LUT needs dG_increasing.txt and "
                               "dG_decreasing.txt)", file)
         try:
-            lines = [ln for ln in file.read_text().splitlines() if ln.strip()]
-        except (OSError, UnicodeDecodeError) as exc:
+            text = (gzip.decompress(file.read_bytes()).decode() if file.suffix == ".gz"
+                    else file.read_text())
+            lines = [ln for ln in text.splitlines() if ln.strip()]
+        except (OSError, UnicodeDecodeError, EOFError) as exc:
             raise MemsimError(f"cannot read file ({exc.__class__.__name__})", file) from None
         if len(lines) < 5:
             raise MemsimError("too short for a CrossSim LUT (title, G levels, CDF points, "

@@ -10,7 +10,14 @@ from pathlib import Path
 from ..errors import MemsimError
 from ..io.storage import sha256_file, sha256_json
 from .base import DeviceModel
-from .formats import CROSSSIM_FILES, read_crosssim, read_table, read_xbtorch, xbtorch_prefix
+from .formats import (
+    crosssim_dir,
+    is_crosssim,
+    read_crosssim,
+    read_table,
+    read_xbtorch,
+    xbtorch_prefix,
+)
 from .synthetic import PRESET_DIR, load_synthetic, preset_names
 
 
@@ -44,8 +51,7 @@ def model_ident(ref: str) -> str:
     path = Path(ref)
     if is_preset(ref):
         return sha256_file(PRESET_DIR / f"{ref.removeprefix('preset:')}.yaml")
-    if path.name in CROSSSIM_FILES.values():  # one file of a LUT names the whole folder
-        path = path.parent
+    path = crosssim_dir(path)  # one file of a LUT names the whole folder
     if path.is_file():
         return sha256_file(path)
     files = sorted(path.glob("*")) if path.is_dir() else sorted(
@@ -63,8 +69,7 @@ def load_model(ref: str | Path, unit: str = "S") -> DeviceModel:
         return load_synthetic(path)
     if path.suffix == ".json":
         return read_table(path)
-    if path.name in CROSSSIM_FILES.values() or (path.is_dir()
-                                                and (path / CROSSSIM_FILES["set"]).exists()):
+    if is_crosssim(path):
         return read_crosssim(path, unit)
     prefix = xbtorch_prefix(path)
     if Path(f"{prefix}_set_cdf.txt").exists():
