@@ -31,7 +31,10 @@ _API = {
     "FIT_METHODS": "memsim.fit.registry",
     "load_fit_spec": "memsim.fit.experiment",
     "run_fit": "memsim.fit.experiment",
+    "check_table": "memsim.fit.sanity",
+    "run_fidelity": "memsim.fit.fidelity",
     "compare_models": "memsim.metrics.distances",
+    "w1_to_truth": "memsim.metrics.distances",
     "compare_to_data": "memsim.metrics.distances",
     # devices -> populations
     "DEVICE_KINDS": "memsim.devices.registry",

@@ -69,7 +69,8 @@ def bench_optuna(points: int = 10_000, trials: int = 100, preset: str = "asymmet
     dt = time.perf_counter() - t0
     best = table.metadata["params"]["best"]
     return {"benchmark": "optuna", "points": points, "trials_per_polarity": trials,
-            "seconds": dt, "best_bins": {p: v["bins"] for p, v in best.items()}}
+            "seconds": dt, "best": {p: {k: v for k, v in b.items() if k != "cv_crps"}
+                                    for p, b in best.items()}}
 
 
 def summary(results: list[dict]) -> str:

@@ -96,11 +96,11 @@ def _is_spec(sources: tuple[str, ...]) -> bool:
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--method", help="fit method: binning, optuna, smooth or any other name in the "
                                 "fit-method registry")
-@click.option("--bins", type=int, help="binning: number of bins K")
+@click.option("--bins", help="binning: number of bins K, or auto (chosen by cross-validation)")
 @click.option("--edges", type=click.Choice(["width", "count"]), help="binning: edge rule")
 @click.option("--stat", type=click.Choice(["empirical", "gaussian"]), help="binning: per bin")
 @click.option("--trials", type=int, help="optuna: number of trials per polarity")
-@click.option("--folds", type=int, help="optuna/smooth: cross-validation folds")
+@click.option("--folds", type=int, help="cross-validation folds (optuna, smooth, bins auto)")
 @click.option("--storage", help="optuna: SQLite file (or URL) to keep and resume studies")
 @click.option("--n", "n_points", type=int, help="points per polarity when SOURCE is a model")
 @click.option("--truth", help="known true device (preset or table) for metrics")
@@ -135,7 +135,8 @@ def fit_cmd(sources, method, bins, edges, stat, trials, folds, storage, n_points
              "read_voltage": read_voltage, "format": fmt, "polarity": polarity,
              "holdout": holdout, "seed": seed, "out": out,
              "export": list(exports) or None, "plots": False if no_plots else None,
-             "binning": {"bins": bins, "edges": edges, "stat": stat},
+             "binning": {"bins": int(bins) if bins and bins.isdigit() else bins,
+                         "edges": edges, "stat": stat, "folds": folds},
              "optuna": {"trials": trials, "folds": folds, "storage": storage},
              "smooth": {"folds": folds}}
     spec = fitrun.parse_fit_spec(merge_flags(raw, flags), file)
@@ -307,16 +308,27 @@ def generate_cmd(model, n_points, seed, unit, out):
 @click.argument("which", nargs=-1)
 @click.option("--compute", "--device", "device", default="auto", show_default=True,
               help="where to compute: cpu, cuda or auto (--device: the old name)")
-@click.option("--out", type=click.Path(dir_okay=False), help="also write the figures as CSV")
+@click.option("--out", type=click.Path(),
+              help="also write the figures as CSV (fidelity: the output folder, default "
+                   "results/fidelity)")
+@click.option("--seeds", type=int, default=3, show_default=True,
+              help="fidelity: data seeds per truth and N")
+@click.option("--sizes", default="300,3000,30000", show_default=True,
+              help="fidelity: points per polarity, comma-separated")
 @handle_errors
-def bench_cmd(which, device, out):
-    """Run benchmarks: sampling, optuna, training, ensemble (default: all)."""
+def bench_cmd(which, device, out, seeds, sizes):
+    """Run benchmarks: sampling, optuna, training, ensemble (default: all), or fidelity (fit
+    methods against measured LUTs, written to a folder)."""
     import pandas as pd
 
     from . import bench
     from .io.storage import write_csv
     from .train.trainer import pick_device
 
+    if "fidelity" in which:
+        if len(which) > 1:
+            raise MemsimError("run fidelity on its own: it writes a folder, not figures")
+        return _bench_fidelity(out or "results/fidelity", seeds, sizes)
     device = pick_device(device)
     names = list(which) or ["sampling", "optuna", "training", "ensemble"]
     runs = {"sampling": lambda: bench.bench_sampling(device=device),
@@ -333,6 +345,23 @@ def bench_cmd(which, device, out):
         click.echo(bench.summary(results[-1:]))
     if out:
         write_csv(out, pd.DataFrame(results))
+
+
+def _bench_fidelity(out: str, seeds: int, sizes: str) -> None:
+    from .fit import fidelity
+
+    try:
+        ns = tuple(int(v) for v in sizes.split(","))
+    except ValueError:
+        raise MemsimError(f"--sizes must be integers separated by commas, not {sizes!r}") from None
+    if seeds < 1 or min(ns) < 100:
+        raise MemsimError("--seeds must be >= 1 and every size >= 100")
+    root = Path(__file__).resolve().parent.parent  # the shipped device_data/
+    runs = fidelity.run_fidelity(fidelity.FidelitySpec(sizes=ns, seeds=seeds), root,
+                                 progress=lambda msg: click.echo(msg, err=True))
+    for path in fidelity.write_fidelity(runs, _cwd_path(out)):
+        click.echo(f"wrote {path}")
+    click.echo(Path(_cwd_path(out), "summary.md").read_text())
 
 
 @main.command("presets")

@@ -93,6 +93,19 @@ def run_sweeps(specs: list[Path], over: dict, log) -> list[Path]:
     return outs
 
 
+def run_fidelity(plan: dict | None, log) -> None:
+    """The fit-fidelity benchmark on the shipped measured LUTs, into results/fidelity."""
+    if not plan:
+        return
+    from .fit import fidelity
+
+    spec = fidelity.FidelitySpec(sizes=tuple(plan.get("sizes", fidelity.SIZES)),
+                                 seeds=int(plan.get("seeds", 3)))
+    runs = fidelity.run_fidelity(spec, ROOT, progress=lambda msg: log(f"fidelity: {msg}"))
+    fidelity.write_fidelity(runs, ROOT / "results" / "fidelity")
+    log("wrote results/fidelity")
+
+
 def run_grids(specs: list[Path], over: dict, log) -> list[Path]:
     from .train.grid import parse_grid, run_grid, write_grid_outputs
 
@@ -131,6 +144,7 @@ def main(argv=None) -> int:
         stage = lambda key: [base / s for s in plan.get(key, {}).get("specs", [])]  # noqa: E731
         reduced = args.scale == "reduced"
         run_fits(stage("fits"), log)
+        run_fidelity(plan.get("fidelity"), log)
         over = plan.get("trainings", {}).get("reduced", {}) if reduced else {}
         run_trainings(stage("trainings"), over, log)
         over = plan.get("grids", {}).get("reduced", {}) if reduced else {}

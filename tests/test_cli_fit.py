@@ -19,8 +19,17 @@ def _outputs_ok(out, plots=True, truth=False):
     meta = json.loads((out / "table.json").read_text())["metadata"]
     assert {"method", "params", "n", "unit", "seed", "source_sha256"} <= set(meta)
     metrics = pd.read_csv(out / "metrics.csv")
-    assert set(metrics["reference"]) == ({"heldout", "truth"} if truth else {"heldout"})
-    assert metrics[["ks", "w1"]].notna().all().all()
+    assert set(metrics["reference"]) == ({"heldout", "data_range", "truth"} if truth
+                                         else {"heldout", "data_range"})
+    scored = metrics[metrics["reference"] != "data_range"]
+    assert scored[["ks", "w1"]].notna().all().all()
+    # held-out figures come from a fit that never saw those points; the exported table is
+    # fitted on every point, and sane over its whole range
+    held = metrics[metrics["reference"] == "heldout"]
+    assert held["out_of_sample"].all() and (held["table"] == "holdout").all()
+    sane = metrics[metrics["reference"] == "data_range"]
+    assert (sane["support_excess"] == 0).all() and (sane["table"] == "exported").all()
+    assert meta["holdout"] > 0 and meta["fitted_on"] == "all points"
     if plots:
         for name in ("fit.png", "table.png", "pulse_train.png"):
             assert (out / name).read_bytes()[:8] == PNG
@@ -33,6 +42,8 @@ def test_fit_tiox_table_by_import_with_optuna_and_exports(runner, tmp_path):
                               "--out", out, "--export", "xbtorch", "--export", "crosssim"])
     assert result.exit_code == 0, result.output
     _, metrics = _outputs_ok(out, truth=True)
+    meta = json.loads((out / "table.json").read_text())["metadata"]
+    assert meta["n"] == {"set": 800, "reset": 800}  # all points, not the 80 % after hold-out
     assert (out / "search.csv").exists()
     # the exports load back as models
     assert load_model(out / "crosssim").tables["set"].n_bins >= 1
@@ -46,7 +57,8 @@ def test_fit_crosssim_ramps_in_amperes(runner, tmp_path):
     assert result.exit_code == 0, result.output
     table, metrics = _outputs_ok(out)
     assert table.g_min == pytest.approx(1.6057e-3, rel=1e-3)  # 160.57 uA / 0.1 V
-    assert metrics["train_mean"].notna().all()  # compared with the measured ramps
+    held = metrics[metrics["reference"] == "heldout"]
+    assert held["train_mean"].notna().all()  # compared with the measured ramps
 
 
 def test_fit_gong_trace_warns_about_read_noise(runner, tmp_path):
@@ -55,7 +67,7 @@ def test_fit_gong_trace_warns_about_read_noise(runner, tmp_path):
                               "--out", out, "--no-plots"])
     assert result.exit_code == 0, result.output
     _, metrics = _outputs_ok(out, plots=False)
-    assert (metrics["read_noise_frac"] > 0.5).all()
+    assert (metrics[metrics["reference"] == "heldout"]["read_noise_frac"] > 0.5).all()
     assert "read noise" in result.stderr
 
 

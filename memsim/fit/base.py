@@ -17,6 +17,7 @@ from ..errors import MemsimError
 from ..io.data import POLARITIES, PulseData
 from ..io.paths import portable
 from ..models.table import JumpTable
+from .sanity import check_table
 
 at_least_1 = {"check": lambda v: v >= 1, "check_msg": "must be >= 1"}
 at_least_2 = {"check": lambda v: v >= 2, "check_msg": "must be >= 2"}
@@ -60,9 +61,17 @@ class FitMethod(ABC):
     def describe_need(self) -> str:
         return f"a {self.name} fit"
 
-    @abstractmethod
     def fit(self, data: PulseData, *, seed: int = 0, g_range=None) -> FitOutput:
-        """Fit both polarities of ``data`` on ``g_range`` (default: the data's range)."""
+        """Fit both polarities of ``data`` on ``g_range`` (default: the data's range); the
+        table is checked against the data (:func:`~memsim.fit.sanity.check_table`) and refused
+        if any bin reaches beyond what the data support."""
+        out = self.estimate(data, seed=seed, g_range=g_range)
+        check_table(out.table, data)
+        return out
+
+    @abstractmethod
+    def estimate(self, data: PulseData, *, seed: int = 0, g_range=None) -> FitOutput:
+        """The method's own fit, before the sanity check."""
 
     def to_doc(self) -> dict:
         """The settings as a spec mapping that :meth:`from_spec` reads back."""

@@ -1,6 +1,9 @@
 """Plain binning: K bins over G (equal-width or equal-count edges); per bin the empirical dG
 distribution (quantiles, linear between order statistics) or a Gaussian (mean, std). A bin
-with fewer than two points borrows the distribution of the nearest bin that has them."""
+with fewer than two points borrows the distribution of the nearest bin that has them.
+
+``bins: auto`` (the default) adapts K to the data: the K of a geometric grid with the lowest
+cross-validated CRPS, so a few hundred points get a few wide bins and many points many."""
 
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ from ..errors import MemsimError
 from ..io.data import POLARITIES, PulseData
 from ..metrics.scoring import table_crps
 from ..models.table import ConditionalTable, JumpTable, probability_grid
-from .base import FitMethod, FitOutput, at_least_1, at_least_2, data_range, fit_metadata
+from .base import FitMethod, FitOutput, at_least_2, data_range, fit_metadata
+from .cv import check_cv_points, fold_labels
 
 EDGE_RULES = ("width", "count")
 STATS = ("empirical", "gaussian")
@@ -114,12 +118,29 @@ def cv_crps_binning(g, dg, labels, bins, edges, stat, g_range, q=64) -> float:
     return total / len(g)
 
 
+def max_bins_for(n_train: int, cap: int = 256) -> int:
+    """The most bins ``n_train`` points can fill with a few points each."""
+    return int(max(2, min(cap, n_train // (2 * MIN_PER_BIN))))
+
+
+def choose_bins(g, dg, edges: str, stat: str, g_range, folds: int, seed: int,
+                groups=None, key: int = 0) -> tuple[int, list[dict]]:
+    """The bin count of a geometric grid with the lowest cross-validated CRPS."""
+    labels = fold_labels(len(g), folds, seed, groups, key=key)
+    top = max_bins_for(len(g) - len(g) // folds)
+    grid = np.unique(np.round(np.geomspace(1, top, 16)).astype(int))
+    scores = [cv_crps_binning(g, dg, labels, int(k), edges, stat, g_range) for k in grid]
+    records = [{"bins": int(k), "cv_crps": float(c)} for k, c in zip(grid, scores, strict=True)]
+    return int(grid[int(np.argmin(scores))]), records
+
+
 @dataclass
 class BinningSettings:
-    bins: int = 32
+    bins: int | str = "auto"  # a count, or auto: chosen by cross-validation
     edges: str = "width"
     stat: str = "empirical"
     q: int = 128  # probability-grid resolution of empirical bins
+    folds: int = 5  # cross-validation folds of bins: auto
 
 
 class Binning(FitMethod):
@@ -129,21 +150,47 @@ class Binning(FitMethod):
     @classmethod
     def from_spec(cls, sec, base=None) -> Binning:
         d = BinningSettings()
+        bins = sec.take("bins", (int, str), d.bins,
+                        check=lambda v: v == "auto" or (isinstance(v, int) and v >= 1),
+                        check_msg="must be a count >= 1 or auto")
         return cls(BinningSettings(
-            bins=sec.take("bins", int, d.bins, **at_least_1),
+            bins=bins,
             edges=sec.take("edges", str, d.edges, choices=EDGE_RULES),
             stat=sec.take("stat", str, d.stat, choices=STATS),
-            q=sec.take("q", int, d.q, **at_least_2)))
+            q=sec.take("q", int, d.q, **at_least_2),
+            folds=sec.take("folds", int, d.folds, **at_least_2)))
+
+    @property
+    def auto(self) -> bool:
+        return self.settings.bins == "auto"
 
     def min_points(self) -> int:
-        return MIN_PER_BIN * self.settings.bins
+        return 4 * self.settings.folds if self.auto else MIN_PER_BIN * self.settings.bins
 
     def describe_need(self) -> str:
-        return f"{self.settings.bins} bins"
+        return f"{self.settings.folds}-fold cross-validation" if self.auto else (
+            f"{self.settings.bins} bins")
 
-    def fit(self, data, *, seed=0, g_range=None) -> FitOutput:
+    def estimate(self, data, *, seed=0, g_range=None) -> FitOutput:
         s = self.settings
-        return FitOutput(fit_binning(data, s.bins, s.edges, s.stat, g_range, s.q))
+        if not self.auto:
+            return FitOutput(fit_binning(data, s.bins, s.edges, s.stat, g_range, s.q))
+        lo, hi = data_range(data, g_range)
+        tables, records, chosen = {}, [], {}
+        for pi, pol in enumerate(POLARITIES):
+            pts = data.points[pol]
+            self.check_points(len(pts), pol)
+            k, recs = choose_bins(pts.g, pts.dg, s.edges, s.stat, (lo, hi), s.folds, seed,
+                                  pts.device, key=pi)
+            chosen[pol] = k
+            records += [{"polarity": pol, **r} for r in recs]
+            tables[pol] = fit_binning_polarity(pts.g, pts.dg, k, s.edges, s.stat, (lo, hi), s.q)
+        meta = fit_metadata(data, "binning", {"bins": "auto", "chosen": chosen, "edges": s.edges,
+                                              "stat": s.stat, "q": s.q, "folds": s.folds}, seed)
+        return FitOutput(JumpTable(tables, lo, hi, data.unit, meta, name="binning"), records)
 
     def check_points(self, n, polarity, where=None) -> None:
-        check_bins(n, self.settings.bins, polarity, where)
+        if self.auto:
+            check_cv_points(n, self.settings.folds, polarity, "bins: auto")
+        else:
+            check_bins(n, self.settings.bins, polarity, where)

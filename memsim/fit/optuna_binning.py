@@ -1,7 +1,10 @@
-"""Optuna-optimized binning: Optuna's TPE sampler chooses K, the edge rule and the per-bin
-statistic for each polarity, minimising the k-fold cross-validated CRPS of held-out points
-(never the in-sample fit). Studies can live in a SQLite file (or any RDB URL) to be resumed
-and inspected."""
+"""Optuna-optimized fits: Optuna's TPE sampler searches, per polarity, binning (K, the edge
+rule, the per-bin statistic) and smooth fits (shape, kernel bandwidth) together, minimising
+the k-fold cross-validated CRPS of held-out points (never the in-sample fit). The plain
+configurations a user would try first (20 equal-width empirical bins; the smooth defaults)
+are the first trials, so the search can only improve on them by its own criterion. The
+chosen configuration is then refitted on all points. Studies can live in a SQLite file (or
+any RDB URL) to be resumed and inspected."""
 
 from __future__ import annotations
 
@@ -19,8 +22,15 @@ from ..models.resolve import resolve_ref
 from ..models.table import JumpTable
 from ..seeds import seed_for
 from .base import FitMethod, FitOutput, at_least_1, at_least_2, data_range, fit_metadata
-from .binning import EDGE_RULES, MIN_PER_BIN, STATS, cv_crps_binning, fit_binning_polarity
+from .binning import EDGE_RULES, STATS, cv_crps_binning, fit_binning_polarity, max_bins_for
 from .cv import check_cv_points, fold_labels
+from .smooth import SHAPES, cv_crps_smooth, smooth_table
+
+FAMILIES = ("binning", "smooth")
+# kernel sds searched, as fractions of the G range: a geometric grid (ratio 1.5), so that a
+# smooth configuration is scored once however often the sampler proposes it
+BANDWIDTHS = tuple(float(f"{v:.3g}") for v in np.geomspace(0.003, 0.5, 13))
+PLAIN_BINS = 20  # the plain binning every search starts from
 
 
 @dataclass
@@ -32,6 +42,8 @@ class OptunaSettings:
     study_name: str = "memsim"
     q: int = 128
     progress: bool = True
+    families: tuple[str, ...] = FAMILIES  # which fit families the search may choose
+    table_bins: int = 256  # bins of a chosen smooth fit's table
 
 
 def _storage_url(storage: str | None) -> str | None:
@@ -41,6 +53,19 @@ def _storage_url(storage: str | None) -> str | None:
         return storage
     Path(storage).parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{Path(storage).resolve()}"
+
+
+def _starting_points(families, max_bins: int) -> list[dict]:
+    """The configurations every search tries first: plain equal-width binning and the two
+    smooth shapes at a middling bandwidth."""
+    starts = []
+    if "binning" in families:
+        starts.append({"family": "binning", "bins": min(PLAIN_BINS, max_bins),
+                       "edges": "width", "stat": "empirical"})
+    if "smooth" in families:
+        middle = BANDWIDTHS[len(BANDWIDTHS) // 2]
+        starts += [{"family": "smooth", "shape": shape, "bandwidth": middle} for shape in SHAPES]
+    return starts
 
 
 def fit_optuna(data: PulseData, settings: OptunaSettings | None = None, seed: int = 0,
@@ -59,14 +84,27 @@ def fit_optuna(data: PulseData, settings: OptunaSettings | None = None, seed: in
         n = len(pts)
         check_cv_points(n, s.folds, pol, "an Optuna fit")
         labels = fold_labels(n, s.folds, seed, pts.device, key=pi)
-        n_train = n - n // s.folds
-        max_bins = int(max(2, min(s.max_bins, n_train // (2 * MIN_PER_BIN))))
+        max_bins = max_bins_for(n - n // s.folds, s.max_bins)
 
-        def objective(trial, pts=pts, labels=labels, max_bins=max_bins):
+        scored: dict[tuple, float] = {}  # configurations already cross-validated
+
+        def objective(trial, pts=pts, labels=labels, max_bins=max_bins, scored=scored):
+            family = trial.suggest_categorical("family", list(s.families))
+            if family == "smooth":
+                shape = trial.suggest_categorical("shape", list(SHAPES))
+                h = trial.suggest_categorical("bandwidth", list(BANDWIDTHS))
+                key = (shape, h)
+                if key not in scored:
+                    scored[key] = cv_crps_smooth(pts.g, pts.dg, labels, h, shape, (lo, hi),
+                                                 s.table_bins)
+                return scored[key]
             bins = trial.suggest_int("bins", 1, max_bins, log=True)
             edges = trial.suggest_categorical("edges", list(EDGE_RULES))
             stat = trial.suggest_categorical("stat", list(STATS))
-            return cv_crps_binning(pts.g, pts.dg, labels, bins, edges, stat, (lo, hi))
+            key = (bins, edges, stat)
+            if key not in scored:
+                scored[key] = cv_crps_binning(pts.g, pts.dg, labels, bins, edges, stat, (lo, hi))
+            return scored[key]
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -82,6 +120,9 @@ def fit_optuna(data: PulseData, settings: OptunaSettings | None = None, seed: in
             except Exception as exc:  # SQLAlchemy/OS errors: an unusable storage file
                 raise MemsimError(f"cannot open the Optuna storage ({exc.__class__.__name__})",
                                   s.storage) from None
+            if not study.trials:
+                for start in _starting_points(s.families, max_bins):
+                    study.enqueue_trial(start)
             done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
             todo = max(0, s.trials - done)
             with tqdm(total=todo, desc=f"optuna {pol}", disable=not s.progress or None,
@@ -90,14 +131,19 @@ def fit_optuna(data: PulseData, settings: OptunaSettings | None = None, seed: in
                                callbacks=[lambda st, tr, bar=bar: bar.update(1)])
         params = study.best_params
         best[pol] = {**params, "cv_crps": float(study.best_value)}
-        tables[pol] = fit_binning_polarity(pts.g, pts.dg, params["bins"], params["edges"],
-                                           params["stat"], (lo, hi), s.q)
+        if params["family"] == "smooth":
+            tables[pol] = smooth_table(pts.g, pts.dg, lo, hi, params["bandwidth"],
+                                       params["shape"], s.table_bins, s.q)
+        else:
+            tables[pol] = fit_binning_polarity(pts.g, pts.dg, params["bins"], params["edges"],
+                                               params["stat"], (lo, hi), s.q)
         for t in study.trials:
             if t.state == optuna.trial.TrialState.COMPLETE:
                 records.append({"polarity": pol, "trial": t.number, "cv_crps": t.value,
                                 **t.params})
     meta = fit_metadata(data, "optuna", {"trials": s.trials, "folds": s.folds,
-                                      "max_bins": s.max_bins, "best": best}, seed)
+                                      "max_bins": s.max_bins, "families": list(s.families),
+                                      "best": best}, seed)
     return JumpTable(tables, lo, hi, data.unit, meta, name="optuna"), records
 
 
@@ -119,7 +165,16 @@ class OptunaBinning(FitMethod):
             max_bins=sec.take("max_bins", int, d.max_bins, **at_least_1),
             storage=None if storage is None or "://" in storage else resolve_ref(storage, base),
             study_name=sec.take("study_name", str, d.study_name),
-            q=sec.take("q", int, d.q, **at_least_2)))
+            q=sec.take("q", int, d.q, **at_least_2),
+            families=tuple(sec.take("families", list, list(d.families),
+                                    check=lambda v: bool(v) and set(v) <= set(FAMILIES),
+                                    check_msg=f"must list some of {', '.join(FAMILIES)}")),
+            table_bins=sec.take("table_bins", int, d.table_bins, **at_least_2)))
+
+    def to_doc(self) -> dict:
+        doc = super().to_doc()
+        doc["families"] = list(doc["families"])
+        return doc
 
     def min_points(self) -> int:
         return 4 * self.settings.folds
@@ -130,5 +185,5 @@ class OptunaBinning(FitMethod):
     def describe_need(self) -> str:
         return f"{self.settings.folds}-fold cross-validation"
 
-    def fit(self, data, *, seed=0, g_range=None) -> FitOutput:
+    def estimate(self, data, *, seed=0, g_range=None) -> FitOutput:
         return FitOutput(*fit_optuna(data, self.settings, seed, g_range))

@@ -1,216 +1,209 @@
-"""Smooth models: heteroscedastic regression, mu(G) and log sigma(G) as B-splines fitted by
-maximum likelihood, their degrees of freedom and the noise shape (Gaussian, or the empirical
-distribution of standardised residuals) chosen by cross-validated CRPS. The smooth model is
-tabulated on a fine uniform grid of bins so it samples like any table."""
+"""Smooth fits: the dG distribution at each G estimated from the points nearby, weighted by a
+Gaussian kernel over G, with the bandwidth and the shape chosen by cross-validated CRPS.
+
+Two shapes:
+
+* ``local``: the kernel-weighted empirical distribution of the changes themselves. It keeps
+  discrete or multi-modal changes as they are (an ENODe cell's whole-step changes stay whole
+  steps) and is what binning becomes when bins slide and overlap.
+* ``location-scale``: changes standardised by a kernel-smoothed mean and spread profile,
+  ``z = (dG - m(G)) / s(G)``; the distribution at G is ``m(G) + s(G) z`` with ``z`` weighted by
+  the same kernel. The profiles carry the trend across G, so wider kernels (more points per
+  estimate) cost no trend bias; the residual shape stays whatever the data show (skewed,
+  heavy-tailed, truncated near the range's ends).
+
+Every estimate is a convex combination of observed changes (location-scale rows are also
+clipped to the observed ΔG range), so a table cannot reach values the data never showed, and
+rows far from any point fall back to the nearest points instead of extrapolating. Like
+binning, the smooth model learns the changes Algorithm-2 data can show (those that keep G in
+range). It is tabulated on a fine uniform grid of bins so that it samples like any table.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, special
-from scipy.interpolate import BSpline
+import torch
 
 from ..errors import MemsimError
 from ..io.data import POLARITIES, PulseData
-from ..metrics.scoring import crps_gaussian, crps_quantile_rows
+from ..metrics.scoring import table_crps
 from ..models.table import ConditionalTable, JumpTable, probability_grid
 from .base import FitMethod, FitOutput, at_least_2, data_range, fit_metadata
 from .cv import check_cv_points, fold_labels
 
-NOISES = ("auto", "gaussian", "empirical")
-TRUNCATION = ("auto", "yes", "no")
+SHAPES = ("local", "location-scale")
+BANDWIDTHS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32)  # kernel sd / G range
+PROFILE_GRID = 512  # resolution of the mean and spread profiles
+CV_Q = 32  # probability-grid resolution while scoring candidates
 
 
-def spline_basis(x: np.ndarray, df: int) -> np.ndarray:
-    """B-spline design matrix on [0, 1] with ``df`` columns (df <= 4: a polynomial)."""
-    degree = min(3, df - 1)
-    n_inner = df - degree - 1
-    inner = np.linspace(0, 1, n_inner + 2)[1:-1]
-    knots = np.concatenate([np.zeros(degree + 1), inner, np.ones(degree + 1)])
-    x = np.clip(x, 0.0, 1.0)
-    return BSpline.design_matrix(x, knots, degree).toarray()
+REACH = 6.0  # kernel sds beyond which weights (< 1e-8) are dropped
 
 
-@dataclass
-class SmoothFit:
-    beta: np.ndarray  # mean coefficients (standardised units)
-    gamma: np.ndarray  # log-std coefficients
-    df_mean: int
-    df_std: int
+class Windows:
+    """Gaussian kernel weights over normalised G, kept only within REACH bandwidths of each
+    centre: (M, W) indices into the points (sorted by G) and their weights, W the widest
+    window. Cost grows like M x W, about REACH x 2 x n x bandwidth x M, so the many narrow
+    kernels a search tries cost no more than a few wide ones.
 
-    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mu = spline_basis(x, self.df_mean) @ self.beta
-        sigma = np.exp(np.clip(spline_basis(x, self.df_std) @ self.gamma, -30, 30))
-        return mu, sigma
+    Each row's weights are relative to its nearest point, and a window always reaches its
+    nearest point: a centre far from all data weights the nearest points instead of
+    underflowing to nothing, so estimates are held constant beyond the data, never
+    extrapolated."""
 
+    def __init__(self, centres: np.ndarray, xs: np.ndarray, bandwidth: float):
+        n = len(xs)
+        pos = np.searchsorted(xs, centres)
+        near = np.minimum(np.abs(xs[np.clip(pos - 1, 0, n - 1)] - centres),
+                          np.abs(xs[np.clip(pos, 0, n - 1)] - centres))
+        reach = near + REACH * bandwidth
+        lo = np.searchsorted(xs, centres - reach, side="left")
+        hi = np.searchsorted(xs, centres + reach, side="right")
+        width = int(max(1, (hi - lo).max()))
+        idx = lo[:, None] + np.arange(width)[None, :]
+        self.lo, self.hi, self.n = lo, hi, n
+        self.valid = idx < hi[:, None]
+        self.idx = np.minimum(idx, n - 1)
+        d2 = ((xs[self.idx] - centres[:, None]) / bandwidth) ** 2
+        d2 = np.where(self.valid, d2, np.inf)
+        self.w = np.exp(-0.5 * (d2 - d2.min(axis=1, keepdims=True)))
 
-def fit_heteroscedastic(x, y, df_mean: int, df_std: int, ridge: float = 1e-6,
-                        polish: bool = True, bounds=None) -> SmoothFit:
-    """Maximum-likelihood mu(x), log sigma(x) as B-splines on x in [0, 1]."""
-    beta, gamma = _fit_bases(spline_basis(x, df_mean), spline_basis(x, df_std), y, ridge,
-                             polish, bounds)
-    return SmoothFit(beta, gamma, df_mean, df_std)
+    def average(self, values: np.ndarray) -> np.ndarray:
+        """Kernel-weighted mean of ``values`` (one per point, in G order) at each centre."""
+        return np.sum(self.w * values[self.idx], axis=1) / np.sum(self.w, axis=1)
 
-
-def _least_squares(a: np.ndarray, b: np.ndarray, ridge: float = 1e-9) -> np.ndarray:
-    """Normal equations with a tiny ridge: B-spline bases are well conditioned."""
-    ata = a.T @ a
-    ata[np.diag_indices_from(ata)] += ridge * max(1.0, float(np.trace(ata)) / len(ata))
-    return np.linalg.solve(ata, a.T @ b)
-
-
-def _log_mass(alpha: np.ndarray, beta: np.ndarray):
-    """log(Phi(beta) - Phi(alpha)) computed in the accurate tail, and the two densities."""
-    upper = alpha > 0
-    z = np.where(upper, special.ndtr(-alpha) - special.ndtr(-beta),
-                 special.ndtr(beta) - special.ndtr(alpha))
-    z = np.maximum(z, 1e-300)
-    return np.log(z), z
-
-
-def gaussian_nll(theta, bm, bs, y, bounds=None, ridge: float = 0.0):
-    """Negative log-likelihood (and gradient) of y ~ N(bm @ b, exp(bs @ c)^2), theta = (b, c),
-    optionally truncated to per-point limits ``bounds`` = (a, b)."""
-    df_mean = bm.shape[1]
-    b, c = theta[:df_mean], theta[df_mean:]
-    ls = np.clip(bs @ c, -30, 30)
-    mu = bm @ b
-    r = y - mu
-    inv = np.exp(-2 * ls)
-    val = np.sum(ls + 0.5 * r * r * inv) + ridge * theta @ theta
-    d_mu = -r * inv
-    d_ls = 1 - r * r * inv
-    if bounds is not None:
-        sig = np.exp(ls)
-        al, be = (bounds[0] - mu) / sig, (bounds[1] - mu) / sig
-        logz, z = _log_mass(al, be)
-        pa = np.exp(-0.5 * al * al) / np.sqrt(2 * np.pi)
-        pb = np.exp(-0.5 * be * be) / np.sqrt(2 * np.pi)
-        val += np.sum(logz)
-        d_mu = d_mu - (pb - pa) / (sig * z)
-        d_ls = d_ls + (al * pa - be * pb) / z
-    grad = np.concatenate([bm.T @ d_mu, bs.T @ d_ls]) + 2 * ridge * theta
-    return val, grad
+    def quantile_rows(self, values: np.ndarray, q: int) -> np.ndarray:
+        """Quantile rows (M, q+1) of the kernel-weighted ``values`` at each centre."""
+        if 4 * self.idx.shape[1] > self.n:  # wide windows: one sort of all values is cheaper
+            cols = np.arange(self.n)[None, :]
+            inside = (cols >= self.lo[:, None]) & (cols < self.hi[:, None])
+            full = np.zeros(inside.shape)
+            full[inside] = self.w[self.valid]  # both row-major, in G order
+            order = np.argsort(values, kind="stable")
+            return weighted_quantile_rows(values[order], full[:, order], q)
+        v = np.where(self.valid, values[self.idx], np.inf)
+        order = np.argsort(v, axis=1, kind="stable")
+        v = np.take_along_axis(v, order, axis=1)
+        w = np.take_along_axis(self.w, order, axis=1)
+        return weighted_quantile_rows(np.where(np.isfinite(v), v, 0.0), w, q)
 
 
-def _fit_bases(bm, bs, y, ridge: float = 1e-6, polish: bool = True, bounds=None):
-    """Coefficients of mean basis ``bm`` and log-std basis ``bs``.
+def weighted_quantile_rows(values: np.ndarray, weights: np.ndarray, q: int) -> np.ndarray:
+    """Quantile rows (M, q+1) of weighted samples: ``values`` ascending along each row, (n,)
+    shared by all rows or (M, n), with weights (M, n) in the same order. Linear between
+    midpoint plotting positions, ends held at the smallest and largest value of positive
+    weight: the weighted analogue of binning's empirical rows."""
+    values = np.broadcast_to(values, weights.shape)
+    cum = np.cumsum(weights, axis=1, dtype=np.float64)
+    pos = (cum - 0.5 * weights) / cum[:, -1:]  # nondecreasing, zero weights included
+    p = probability_grid(q)
+    j = torch.searchsorted(torch.from_numpy(np.ascontiguousarray(pos)),
+                           torch.from_numpy(np.broadcast_to(p, (len(pos), len(p))).copy())
+                           ).numpy()
+    n = values.shape[1]
+    first = np.argmax(weights > 0, axis=1)[:, None]
+    last = n - 1 - np.argmax(weights[:, ::-1] > 0, axis=1)[:, None]
+    lo, hi = np.clip(j - 1, first, last), np.clip(j, first, last)
+    f_lo, f_hi = np.take_along_axis(pos, lo, 1), np.take_along_axis(pos, hi, 1)
+    v_lo, v_hi = np.take_along_axis(values, lo, 1), np.take_along_axis(values, hi, 1)
+    gap = f_hi - f_lo
+    frac = np.where(gap > 0, (p[None, :] - f_lo) / np.where(gap > 0, gap, 1.0), 0.0)
+    return v_lo + np.clip(frac, 0.0, 1.0) * (v_hi - v_lo)
 
-    Iteratively reweighted least squares gives a close start (cheap enough for the CV grid);
-    ``polish`` then maximises the exact Gaussian likelihood with L-BFGS. With ``bounds``
-    (per-point limits (a, b) of y) the likelihood is that of a Gaussian truncated to [a, b]:
-    data drawn with Algorithm 2 lose the changes that would leave the range, and this
-    recovers the untruncated device behaviour instead of the truncated remains."""
-    df_mean = bm.shape[1]
-    beta = _least_squares(bm, y)
-    gamma = np.zeros(bs.shape[1])
-    for _ in range(3):
-        r = y - bm @ beta
-        # E[log |z|] = -0.635 for z ~ N(0, 1): regress log|r| to get log sigma
-        gamma = _least_squares(bs, np.log(np.abs(r) + 1e-12) + 0.635)
-        sw = np.exp(-np.clip(bs @ gamma, -30, 30))
-        beta = _least_squares(bm * sw[:, None], y * sw)
-    if not polish:
-        return beta, gamma
 
-    def nll(theta):
-        return gaussian_nll(theta, bm, bs, y, bounds, ridge)
+def _profiles(xs: np.ndarray, y: np.ndarray, bandwidth: float):
+    """Kernel-smoothed mean and spread of y over sorted xs, on a grid a few points per
+    bandwidth fine (for np.interp)."""
+    size = int(np.clip(np.ceil(8 / bandwidth), 64, PROFILE_GRID))
+    grid = (np.arange(size) + 0.5) / size
+    win = Windows(grid, xs, bandwidth)
+    mean = win.average(y)
+    resid = y - np.interp(xs, grid, mean)
+    spread = np.sqrt(win.average(resid * resid))
+    floor = 1e-6 * (float(np.std(y)) or 1.0)
+    return grid, mean, np.maximum(spread, floor)
 
-    start = np.concatenate([beta, gamma])
-    res = optimize.minimize(nll, start, jac=True, method="L-BFGS-B", options={"maxiter": 1000})
-    theta = res.x if np.isfinite(res.fun) and res.fun <= nll(start)[0] else start
-    return theta[:df_mean], theta[df_mean:]
+
+def conditional_rows(x: np.ndarray, y: np.ndarray, centres: np.ndarray, bandwidth: float,
+                     shape: str, q: int) -> np.ndarray:
+    """Quantile rows of the dG distribution at each normalised G in ``centres``."""
+    if shape not in SHAPES:
+        raise MemsimError(f"unknown smooth shape {shape!r}; use one of {', '.join(SHAPES)}")
+    order = np.argsort(x, kind="stable")
+    xs, y = x[order], y[order]
+    win = Windows(centres, xs, bandwidth)
+    if shape == "local":
+        return win.quantile_rows(y, q)
+    grid, mean, spread = _profiles(xs, y, bandwidth)
+    z = (y - np.interp(xs, grid, mean)) / np.interp(xs, grid, spread)
+    rows = win.quantile_rows(z, q)
+    at = np.interp(centres, grid, mean)[:, None], np.interp(centres, grid, spread)[:, None]
+    return np.clip(at[0] + at[1] * rows, y.min(), y.max())
+
+
+def smooth_table(g, dg, lo: float, hi: float, bandwidth: float, shape: str, bins: int,
+                 q: int) -> ConditionalTable:
+    """A smooth fit of one polarity tabulated on ``bins`` equal-width bins over [lo, hi]."""
+    edges = np.linspace(lo, hi, bins + 1)
+    centres = (np.arange(bins) + 0.5) / bins
+    rows = conditional_rows((g - lo) / (hi - lo), dg, centres, bandwidth, shape, q)
+    return ConditionalTable(edges, "quantile", quantiles=rows)
+
+
+def cv_crps_smooth(g, dg, labels, bandwidth: float, shape: str, g_range, bins: int) -> float:
+    """Mean held-out CRPS of a smooth setting over the folds in ``labels``. Scored on a grid
+    of at most ``bins`` bins, a few per bandwidth (finer grids change nothing a wide kernel
+    can show, and cost time in every trial of a search)."""
+    lo, hi = g_range
+    bins = int(np.clip(np.ceil(4 / bandwidth), 32, bins))
+    total = 0.0
+    for f in range(labels.max() + 1):
+        train = labels != f
+        table = smooth_table(g[train], dg[train], lo, hi, bandwidth, shape, bins, CV_Q)
+        total += table_crps(table, g[~train], dg[~train]).sum()
+    return total / len(g)
 
 
 @dataclass
 class SmoothSettings:
     folds: int = 5
-    max_df: int = 8
-    max_df_std: int = 6
-    noise: str = "auto"  # gaussian, empirical or auto (chosen by CV)
-    table_bins: int = 200
+    bandwidths: tuple[float, ...] = BANDWIDTHS  # candidate kernel sds, fractions of the range
+    shape: str = "auto"  # local, location-scale, or auto (chosen by CV)
+    table_bins: int = 256
     q: int = 128
-    truncated: str = "auto"  # fit as truncated to the range: auto = for Algorithm-2 data
-
-
-def _residual_quantiles(z: np.ndarray, q: int) -> np.ndarray:
-    return np.quantile(z, probability_grid(q))
-
-
-def _smooth_cv(bases, y, labels, df_m, df_s, q) -> tuple[float, float]:
-    """Held-out CRPS of a (df_mean, df_std) model with Gaussian and empirical noise."""
-    gauss = emp = 0.0
-    bm, bs = bases[df_m], bases[df_s]
-    for f in range(labels.max() + 1):
-        tr = labels != f
-        beta, gamma = _fit_bases(bm[tr], bs[tr], y[tr], polish=False)
-        mu, sd = bm[~tr] @ beta, np.exp(np.clip(bs[~tr] @ gamma, -30, 30))
-        gauss += crps_gaussian(y[~tr], mu, sd).sum()
-        mu_tr, sd_tr = bm[tr] @ beta, np.exp(np.clip(bs[tr] @ gamma, -30, 30))
-        zq = _residual_quantiles((y[tr] - mu_tr) / sd_tr, q)
-        z = (y[~tr] - mu) / sd  # CRPS of a location-scale family scales with sigma
-        emp += (sd * crps_quantile_rows(zq[None, :], z, np.zeros(len(z), dtype=int))).sum()
-    return gauss / len(y), emp / len(y)
 
 
 def fit_smooth(data: PulseData, settings: SmoothSettings | None = None, seed: int = 0,
                g_range=None) -> tuple[JumpTable, list[dict]]:
-    """Smooth heteroscedastic model per polarity; returns (table, CV records)."""
+    """Smooth fit per polarity; returns (table, CV records)."""
     s = settings or SmoothSettings()
-    if s.noise not in NOISES:
-        raise MemsimError(f"smooth noise must be auto, gaussian or empirical, not {s.noise!r}")
-    if s.truncated not in TRUNCATION:
-        raise MemsimError(f"smooth truncated must be auto, yes or no, not {s.truncated!r}")
+    if s.shape not in ("auto", *SHAPES):
+        raise MemsimError(f"smooth shape must be auto or one of {', '.join(SHAPES)}, "
+                          f"not {s.shape!r}")
     lo, hi = data_range(data, g_range)
-    generated = all(src.get("format") == "algorithm2" for src in data.sources)
-    truncated = s.truncated == "yes" or (s.truncated == "auto" and generated)
+    shapes = SHAPES if s.shape == "auto" else (s.shape,)
     tables, records, chosen = {}, [], {}
-    centres = lo + (np.arange(s.table_bins) + 0.5) / s.table_bins * (hi - lo)
-    edges = np.linspace(lo, hi, s.table_bins + 1)
     for pi, pol in enumerate(POLARITIES):
         pts = data.points[pol]
-        n = len(pts)
-        check_cv_points(n, s.folds, pol, "a smooth fit")
-        x = (pts.g - lo) / (hi - lo)
-        scale = float(np.std(pts.dg)) or 1.0
-        y = (pts.dg - float(np.mean(pts.dg))) / scale
-        shift = float(np.mean(pts.dg))
-        labels = fold_labels(n, s.folds, seed, pts.device, key=pi)
-        cap = max(1, min(s.max_df, n // 20))
-        cap_s = max(1, min(s.max_df_std, n // 40))
+        check_cv_points(len(pts), s.folds, pol, "a smooth fit")
+        labels = fold_labels(len(pts), s.folds, seed, pts.device, key=pi)
         best = None
-        bases = {df: spline_basis(x, df) for df in range(1, max(cap, cap_s) + 1)}
-        for df_m in range(1, cap + 1):
-            for df_s in range(1, cap_s + 1):
-                cg, ce = _smooth_cv(bases, y, labels, df_m, df_s, s.q)
-                records.append({"polarity": pol, "df_mean": df_m, "df_std": df_s,
-                                "cv_crps_gaussian": cg * scale, "cv_crps_empirical": ce * scale})
-                for noise, score in (("gaussian", cg), ("empirical", ce)):
-                    if s.noise in ("auto", noise) and (best is None or score < best[0]):
-                        best = (score, df_m, df_s, noise)
-        _, df_m, df_s, noise = best
-        bounds = None
-        if truncated:  # y limits that keep G + dG inside [lo, hi]
-            bounds = ((lo - pts.g - shift) / scale, (hi - pts.g - shift) / scale)
-        fit = fit_heteroscedastic(x, y, df_m, df_s, bounds=bounds)
-        mu, sd = fit.predict((centres - lo) / (hi - lo))
-        mu, sd = mu * scale + shift, sd * scale
-        chosen[pol] = {"df_mean": df_m, "df_std": df_s, "noise": noise,
-                       "cv_crps": float(best[0] * scale), "truncated": truncated}
-        if noise == "gaussian":
-            tables[pol] = ConditionalTable(edges, "gaussian", means=mu, stds=sd)
-        else:
-            mu_d, sd_d = fit.predict(x)
-            zq = _residual_quantiles((y - mu_d) / sd_d, s.q)
-            tables[pol] = ConditionalTable(edges, "quantile",
-                                           quantiles=mu[:, None] + sd[:, None] * zq[None, :])
-    meta = fit_metadata(data, "smooth", {"folds": s.folds, "max_df": s.max_df,
-                                      "max_df_std": s.max_df_std, "noise": s.noise,
-                                      "truncated": s.truncated,
-                                      "table_bins": s.table_bins, "chosen": chosen}, seed)
+        for shape in shapes:
+            for h in s.bandwidths:
+                score = cv_crps_smooth(pts.g, pts.dg, labels, h, shape, (lo, hi), s.table_bins)
+                records.append({"polarity": pol, "shape": shape, "bandwidth": h,
+                                "cv_crps": score})
+                if best is None or score < best[0]:
+                    best = (score, shape, h)
+        score, shape, h = best
+        chosen[pol] = {"shape": shape, "bandwidth": h, "cv_crps": float(score)}
+        tables[pol] = smooth_table(pts.g, pts.dg, lo, hi, h, shape, s.table_bins, s.q)
+    meta = fit_metadata(data, "smooth", {"folds": s.folds, "bandwidths": list(s.bandwidths),
+                                      "shape": s.shape, "table_bins": s.table_bins,
+                                      "chosen": chosen}, seed)
     return JumpTable(tables, lo, hi, data.unit, meta, name="smooth"), records
-
 
 
 class Smooth(FitMethod):
@@ -219,16 +212,22 @@ class Smooth(FitMethod):
 
     @classmethod
     def from_spec(cls, sec, base=None) -> Smooth:
-        df = {"check": lambda v: 1 <= v <= 30, "check_msg": "must be in 1..30"}
         d = SmoothSettings()
+        bandwidths = tuple(float(v) for v in sec.number_list("bandwidths", list(d.bandwidths),
+                                                             positive=True))
+        if max(bandwidths) > 1:
+            raise sec.error("bandwidths", "must be fractions of the G range, in (0, 1]")
         return cls(SmoothSettings(
             folds=sec.take("folds", int, d.folds, **at_least_2),
-            max_df=sec.take("max_df", int, d.max_df, **df),
-            max_df_std=sec.take("max_df_std", int, d.max_df_std, **df),
-            noise=sec.take("noise", str, d.noise, choices=NOISES),
+            bandwidths=bandwidths,
+            shape=sec.take("shape", str, d.shape, choices=("auto", *SHAPES)),
             table_bins=sec.take("table_bins", int, d.table_bins, **at_least_2),
-            q=sec.take("q", int, d.q, **at_least_2),
-            truncated=sec.take("truncated", str, d.truncated, choices=TRUNCATION)))
+            q=sec.take("q", int, d.q, **at_least_2)))
+
+    def to_doc(self) -> dict:
+        doc = super().to_doc()
+        doc["bandwidths"] = list(doc["bandwidths"])
+        return doc
 
     def min_points(self) -> int:
         return 4 * self.settings.folds
@@ -239,5 +238,5 @@ class Smooth(FitMethod):
     def describe_need(self) -> str:
         return f"{self.settings.folds}-fold cross-validation"
 
-    def fit(self, data, *, seed=0, g_range=None) -> FitOutput:
+    def estimate(self, data, *, seed=0, g_range=None) -> FitOutput:
         return FitOutput(*fit_smooth(data, self.settings, seed, g_range))
