@@ -177,9 +177,12 @@ def _sweep_facts(bias: pd.DataFrame, corr: pd.DataFrame, controls: set[str]) -> 
         if len(low):
             pos = int((low["ci_low"] > 0).sum())
             neg = int((low["ci_high"] < 0).sum())
+            half = float(np.nanmedian((low["ci_high"] - low["ci_low"]) / 2))
             verdict = ("both signs occur: binning is unpredictable at low N, as the study "
                        "reports" if pos and neg else
-                       "no significant bias at low N" if not (pos or neg) else
+                       f"no interval excludes 0, which is not evidence of no bias: with "
+                       f"median half-widths of {half:.1f} pp, mean biases smaller than about "
+                       "that could not have been detected" if not (pos or neg) else
                        "a consistent sign here (the study saw both signs across devices)")
             facts.append(f"- Binning at N ≤ {sizes[min(1, len(sizes) - 1)]}: biases from "
                          f"{low['bias_pp'].min():+.1f} to {low['bias_pp'].max():+.1f} pp; "
@@ -194,22 +197,46 @@ def _sweep_facts(bias: pd.DataFrame, corr: pd.DataFrame, controls: set[str]) -> 
         if len(ctrl):
             covers = int(((ctrl["ci_low"] <= 0) & (ctrl["ci_high"] >= 0)).sum())
             facts.append(f"- Control (the truth in place of a fit): {covers} of {len(ctrl)} "
-                         "intervals cover 0.")
+                         "intervals cover 0 (they share one set of reference runs, so these are "
+                         "not independent checks).")
         means = fitted.assign(a=fitted["bias_pp"].abs()).groupby("method")["a"].mean()
         facts.append("- Mean |bias| over N: " + ", ".join(
             f"{m} {v:.1f} pp" for m, v in means.sort_values().items()) + ".")
         facts.append("")
     for net, c in corr.groupby("network", sort=True):
-        c = c.dropna(subset=["spearman_abs_bias"]).sort_values("spearman_abs_bias",
-                                                              ascending=False)
+        key = "partial_rho" if "partial_rho" in c else "spearman_abs_bias"
+        c = c.dropna(subset=[key]).sort_values(key, ascending=False)
         if not len(c):
             continue
         top = c.iloc[0]
-        facts.append(
-            f"- Device-level metrics vs |bias| ({net}, {int(top['cells'])} fitted tables): "
-            f"best {top['metric']} (Spearman ρ = {top['spearman_abs_bias']:.2f}, 95 % CI "
-            f"[{top['ci_low']:.2f}, {top['ci_high']:.2f}]); ranking "
-            + ", ".join(f"{r.metric} {r.spearman_abs_bias:.2f}" for r in c.itertuples()) + ".")
+        if key == "partial_rho":
+            facts.append(
+                f"- Device-level metrics vs |bias| given N ({net}, {int(top['cells'])} fitted "
+                f"tables): best {top['metric']} (partial Spearman ρ = {top['partial_rho']:.2f}, "
+                f"95 % bootstrap CI [{top['partial_low']:.2f}, {top['partial_high']:.2f}]; "
+                f"pooled over N it was {top['spearman_abs_bias']:.2f}); ranking "
+                + ", ".join(f"{r.metric} {r.partial_rho:.2f}" for r in c.itertuples()) + ".")
+        else:
+            facts.append(
+                f"- Device-level metrics vs |bias| ({net}, {int(top['cells'])} fitted tables):"
+                f" best {top['metric']} (Spearman ρ = {top['spearman_abs_bias']:.2f}).")
+    return facts
+
+
+def _unpredictability_facts(table: pd.DataFrame, controls: set[str]) -> list[str]:
+    facts = []
+    for (truth, net), panel in table.groupby(["truth", "network"], sort=True):
+        parts = []
+        for method, g in panel.groupby("method", sort=True):
+            g = g.sort_values("n")
+            cells = ", ".join(
+                f"N = {r.n}: {r.sd_ratio:.2f} [{r.sd_ratio_low:.2f}, {r.sd_ratio_high:.2f}]"
+                for r in g.itertuples() if np.isfinite(r.sd_ratio_low))
+            if cells:
+                parts.append(f"{method}{' (control)' if method in controls else ''}: {cells}")
+        if parts:
+            facts.append(f"- {truth}, {net} — SD of single-table biases over the SD run noise "
+                         "gives them (1 = no between-table spread): " + "; ".join(parts) + ".")
     return facts
 
 
@@ -254,18 +281,22 @@ def _summary(sweeps: list[Path]) -> list[str]:
                              strict=True)]
             nets.setdefault(net, []).append(float(g["bias_pp"].abs().mean()))
         corr = pd.read_csv(Path(out) / "metric_bias.csv")
+        key = "partial_rho" if "partial_rho" in corr else "spearman_abs_bias"
         for net, c in corr.groupby("network"):
-            c = c.dropna(subset=["spearman_abs_bias"])
+            c = c.dropna(subset=[key])
             if len(c) and net != "all":
-                top = c.loc[c["spearman_abs_bias"].idxmax()]
-                top_metrics.append((f"{Path(out).name}/{net}", top["metric"],
-                                    top["spearman_abs_bias"]))
+                top = c.loc[c[key].idxmax()]
+                top_metrics.append((f"{Path(out).name}/{net}", top["metric"], top[key],
+                                    top.get("partial_low", np.nan),
+                                    top.get("partial_high", np.nan)))
     lines.append("- *Binning is unpredictable at low N, over- and under-promising.* "
                  + "; ".join(low_bin) + ".")
-    dynamic = sum(m.startswith("train_") for _, m, _ in top_metrics)
-    lines.append("- *Device-level metrics track the network-level bias.* Strongest rank "
-                 "correlation with |bias|: " + "; ".join(f"{w}: {m} (ρ = {r:.2f})"
-                                                        for w, m, r in top_metrics) + "."
+    dynamic = sum(m.startswith("train_") for _, m, *_ in top_metrics)
+    lines.append("- *Device-level metrics track the network-level bias.* Both fall with N, so "
+                 "metrics are ranked on the partial Spearman correlation with |bias| given N "
+                 "(95 % bootstrap interval over data seeds). Strongest: " + "; ".join(
+                     f"{w}: {m} (ρ = {r:.2f} [{lo:.2f}, {hi:.2f}])"
+                     for w, m, r, lo, hi in top_metrics) + "."
                  + (" In every case a pulse-train metric (the drift of many simulated devices "
                     "under pulse trains) ranks first, ahead of the one-pulse distances "
                     "(KS, W1): a network feels the accumulated drift."
@@ -278,8 +309,10 @@ def _summary(sweeps: list[Path]) -> list[str]:
                    "most are not")
         lines.append("- *Better statistical models (Optuna-optimized binning, memsim's smooth "
                      "fit).* " + "; ".join(low_other) + f": {verdict}. At the largest N "
-                     + (f"all {high_ok} fitted cells are within the noise of the design "
-                        "(CI covers 0)." if not high_bad else
+                     + (f"all {high_ok} fitted cells have intervals covering 0 — "
+                        "consistent with no bias, not proof of it: the interval "
+                        "half-widths in the tables are the smallest biases the design could "
+                        "detect." if not high_bad else
                         f"{high_ok} cells have CIs covering 0; significant there: "
                         + ", ".join(high_bad) + "."))
     if len(nets) > 1:
@@ -309,10 +342,22 @@ def _sweep_section(root: Path, out: Path, number: int) -> list[str]:
              (out / "bias.md").read_text(), "",
              f"![bias vs N]({_rel(out / 'bias_vs_n.png', root)})", "",
              "How device-level metrics of the fitted tables rank the network-level |bias| "
-             "(Spearman, one point per fitted table):", "", (out / "metric_bias.md").read_text(),
-             "", f"![metric vs bias]({_rel(out / 'metric_vs_bias.png', root)})", "",
-             "What it shows:", ""]
+             "(partial Spearman given N, and pooled; one point per fitted table):", "",
+             (out / "metric_bias.md").read_text(),
+             "", f"![metric vs bias]({_rel(out / 'metric_vs_bias.png', root)})", ""]
+    unpred = None
+    if (out / "unpredictability.csv").exists():
+        unpred = pd.read_csv(out / "unpredictability.csv")
+        lines += ["How unpredictable is a single fitted table? The SD of per-table biases "
+                  "(each averaged over the training seeds) over the SD the truth's own "
+                  "run-to-run noise gives them, with its 95 % F interval, and the share of "
+                  "single tables that over- or under-promise by more than 1 pp (Wilson "
+                  "intervals):", "", (out / "unpredictability.md").read_text(), "",
+                  f"![unpredictability]({_rel(out / 'unpredictability_vs_n.png', root)})", ""]
+    lines += ["What it shows:", ""]
     lines += _sweep_facts(bias, corr, controls)
+    if unpred is not None:
+        lines += _unpredictability_facts(unpred, controls)
     return lines + [""]
 
 

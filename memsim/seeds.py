@@ -34,7 +34,7 @@ SCHEME = 2
 
 ROLES = {"data": 1, "holdout": 2, "folds": 3, "search": 4, "metrics": 5, "init": 6,
          "order": 7, "device": 8, "variation": 9, "choice": 10, "rounding": 11,
-         "subset": 12, "display": 13}
+         "subset": 12, "display": 13, "bootstrap": 14}
 
 
 def seed_for(seed: int, role: str, *keys: int) -> int:

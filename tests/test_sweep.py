@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import TIOX, run_cli
+from conftest import DATA, TIOX, run_cli
 
 from memsim.errors import MemsimError
 from memsim.sweep import parse_sweep_spec, run_sweep
@@ -36,7 +36,8 @@ def finished(tmp_path_factory):
 
 def test_outputs_and_truth_control_covers_zero(finished):
     for name in ("runs.csv", "bias.csv", "bias.md", "device_metrics.csv", "metric_bias.csv",
-                 "bias_vs_n.png", "metric_vs_bias.png"):
+                 "unpredictability.csv", "unpredictability.md", "bias_vs_n.png",
+                 "unpredictability_vs_n.png", "metric_vs_bias.png"):
         assert (finished / name).exists(), name
     runs = pd.read_csv(finished / "runs.csv")
     assert len(runs) == 2 * 2 * 3  # methods x n x train seeds
@@ -118,3 +119,17 @@ def test_validate_reports_missing_truth_early():
     spec = parse_sweep_spec({**SMALL, "truths": ["/nonexistent/table"]})
     with pytest.raises(MemsimError, match="no such table"):
         sweep_spec.validate(spec)
+
+
+def test_sweep_on_a_measured_gzip_crosssim_truth(tmp_path):
+    out = _run(tmp_path, "taox", truths=[{"name": "taox10",
+                                          "model": str(DATA / "crosssim_taox" / "10")}],
+               n=[300], data_seeds=[0, 1, 2], train_seeds=[0, 1],
+               methods=[{"name": "bin8", "method": "binning", "bins": 8},
+                        {"name": "truth", "method": "truth"}])
+    unpred = pd.read_csv(out / "unpredictability.csv")
+    assert set(unpred["method"]) == {"bin8", "truth"}
+    assert unpred[["sd_ratio", "sd_ratio_low", "sd_ratio_high"]].notna().all().all()
+    corr = pd.read_csv(out / "metric_bias.csv")
+    assert "partial_rho" in corr
+    assert (pd.read_csv(out / "bias.csv")["truth"] == "taox10").all()

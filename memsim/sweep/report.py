@@ -8,12 +8,19 @@
   noise replicates), in percentage points, with a 95 % interval over independent units (data
   seeds: networks on one fitted table share it; see :func:`paired_bias`).
 * ``device_metrics.csv`` / ``.md``: the device-level metrics by truth x method x N.
+* ``unpredictability.csv`` / ``.md``: by truth x network x method x N, how much single fitted
+  tables disagree beyond run noise: the SD of per-table biases over the SD the truth's own
+  run-to-run noise gives them (``sd_ratio``, 95 % F interval; 1 = no between-table spread),
+  the between-table SD in pp, and the share of tables that over- or under-promise by more
+  than ``MARGIN_PP`` (Wilson intervals). See :mod:`.statistics`.
 * ``metric_bias.csv`` / ``.md``: how each device-level metric ranks the network-level bias,
   per network: Spearman correlation with |bias| (and with the signed bias) across fitted
   tables (bias averaged over training seeds), 95 % interval from Fisher's z with the
-  Fieller-Hartley-Pearson standard error 1.03/sqrt(n-3). The truth control is left out (its
-  distribution metrics are exactly zero).
-* ``bias_vs_n.png``, ``metric_vs_bias.png``.
+  Fieller-Hartley-Pearson standard error 1.03/sqrt(n-3); and the partial Spearman
+  correlation with |bias| given N (``partial_rho``, bootstrap interval over data seeds), on
+  which metrics are ranked: both the metrics and |bias| fall with N. The truth control is left
+  out (its distribution metrics are exactly zero).
+* ``bias_vs_n.png``, ``unpredictability_vs_n.png``, ``metric_vs_bias.png``.
 """
 
 from __future__ import annotations
@@ -27,7 +34,16 @@ from scipy import stats
 from ..io.storage import save_figure, write_csv, write_text
 from ..io.tables import markdown
 from .spec import CONTROL
+from .statistics import (
+    exceedance,
+    partial_spearman,
+    replicate_variance,
+    table_units,
+    variance_ratio,
+)
 from .store import SweepStore
+
+MARGIN_PP = 1.0  # a single table "over-promises" when its bias exceeds this
 
 METRICS = ("ks", "w1_rel", "rmse_mean_rel", "rmse_std_rel", "train_mean", "train_std")
 METRIC_LABELS = {"ks": "KS distance", "w1_rel": "W1 / σ", "rmse_mean_rel": "RMSE mean / σ",
@@ -119,6 +135,42 @@ def bias_table(runs: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def unpredictability_table(runs: pd.DataFrame, members: pd.DataFrame,
+                           margin: float = MARGIN_PP) -> pd.DataFrame:
+    """Per truth x network x method x N: between-table spread against run noise, and the
+    share of single tables beyond +-``margin`` pp."""
+    ref = reference_runs(members)
+    rows = []
+    for (truth, net, method, n), g in runs.groupby(["truth", "network", "method", "n"],
+                                                    sort=True):
+        r = ref[(ref["truth"] == truth) & (ref["network"] == net)]
+        units = table_units(g, r)
+        run_var, run_dof = replicate_variance(r)
+        seeds = int(g.groupby("data_seed")["train_seed"].nunique().min())
+        rows.append({"truth": truth, "network": net, "method": method, "n": n,
+                     "bias_pp": float(units.mean()),
+                     **variance_ratio(units, run_var, run_dof, seeds),
+                     "run_sd_pp": float(np.sqrt(run_var)), "train_seeds": seeds,
+                     **exceedance(units, margin), "margin_pp": margin})
+    return pd.DataFrame(rows)
+
+
+def unpredictability_markdown(table: pd.DataFrame) -> str:
+    t = table.copy()
+
+    def ci(v, lo, hi, fmt):
+        return f"{v:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]" if np.isfinite(lo) else f"{v:{fmt}}"
+
+    t["SD ratio [95% CI]"] = [ci(*v, ".2f") for v in
+                              zip(t.sd_ratio, t.sd_ratio_low, t.sd_ratio_high, strict=True)]
+    t["P(bias > +1 pp)"] = [ci(*v, ".2f") for v in
+                            zip(t.p_over, t.p_over_low, t.p_over_high, strict=True)]
+    t["P(bias < −1 pp)"] = [ci(*v, ".2f") for v in
+                            zip(t.p_under, t.p_under_low, t.p_under_high, strict=True)]
+    return markdown(t[["truth", "network", "method", "n", "tables", "SD ratio [95% CI]",
+                       "between_sd_pp", "run_sd_pp", "P(bias > +1 pp)", "P(bias < −1 pp)"]])
+
+
 def metric_table(fitdf: pd.DataFrame) -> pd.DataFrame:
     cols = [c for c in METRICS if c in fitdf]
     return (fitdf.groupby(["truth", "method", "n"])[cols].mean().reset_index())
@@ -144,10 +196,17 @@ def metric_bias_table(runs: pd.DataFrame, controls: set[str]) -> pd.DataFrame:
                 continue
             rho, lo, hi, n = spearman_ci(g[metric], g["bias_pp"].abs())
             rho_s, lo_s, hi_s, _ = spearman_ci(g[metric], g["bias_pp"])
-            rows.append({"network": net, "metric": metric, "spearman_abs_bias": rho,
+            part = partial_spearman(g.assign(abs_bias=g["bias_pp"].abs()), metric)
+            rows.append({"network": net, "metric": metric,
+                         "partial_rho": part["partial_rho"], "partial_low": part["partial_low"],
+                         "partial_high": part["partial_high"], "spearman_abs_bias": rho,
                          "ci_low": lo, "ci_high": hi, "spearman_signed_bias": rho_s,
                          "signed_ci_low": lo_s, "signed_ci_high": hi_s, "cells": n})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if len(table):  # ranked on the association that N does not explain
+        table = table.sort_values(["network", "partial_rho"], ascending=[True, False],
+                                  na_position="last").reset_index(drop=True)
+    return table
 
 
 def bias_markdown(table: pd.DataFrame) -> str:
@@ -181,6 +240,33 @@ def plot_bias_vs_n(table: pd.DataFrame):
         ax.set_xlabel("N (points per polarity)")
         ax.set_ylabel("modeling bias [pp]  (fitted − truth accuracy)")
         ax.set_title(f"{truth}, {net}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_unpredictability(table: pd.DataFrame):
+    import matplotlib.pyplot as plt
+
+    panels = list(table.groupby(["truth", "network"], sort=True))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.2), squeeze=False)
+    for ax, ((truth, net), g) in zip(axes[0], panels, strict=True):
+        ax.set_title(f"{truth}, {net}")
+        if not (g["sd_ratio"] > 0).any():  # one data seed: no spread to compare
+            ax.text(0.5, 0.5, "fewer than two fitted tables per cell", ha="center",
+                    transform=ax.transAxes)
+            continue
+        for i, (method, gm) in enumerate(g.groupby("method", sort=True)):
+            gm = gm.sort_values("n")
+            x = gm["n"].to_numpy() * (1 + 0.03 * (i - 1))
+            ax.plot(x, gm["sd_ratio"], marker="o", label=method)
+            ax.fill_between(x, gm["sd_ratio_low"], gm["sd_ratio_high"], alpha=0.15)
+        ax.axhline(1, color="k", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("N (points per polarity)")
+        ax.set_ylabel("SD of table biases / SD from run noise")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -229,6 +315,7 @@ def write_sweep_report(spec, fits, batches, out: Path, store: SweepStore | None 
     metrics = metric_table(fitdf)
     controls = {m.name for m in spec.methods if m.method == CONTROL}
     corr = metric_bias_table(runs, controls)
+    unpred = unpredictability_table(runs, members)
     write_csv(out / "runs.csv", runs)
     timing = fitdf[["truth", "method", "n", "data_seed", "fit_seconds"]]
     write_csv(out / "timing.csv", timing)  # wall times vary; kept apart from the results
@@ -236,10 +323,14 @@ def write_sweep_report(spec, fits, batches, out: Path, store: SweepStore | None 
     write_text(out / "bias.md", bias_markdown(table))
     write_csv(out / "device_metrics.csv", metrics)
     write_text(out / "device_metrics.md", markdown(metrics))
+    write_csv(out / "unpredictability.csv", unpred)
+    write_text(out / "unpredictability.md", unpredictability_markdown(unpred))
+    save_figure(out / "unpredictability_vs_n.png", plot_unpredictability(unpred))
     write_csv(out / "metric_bias.csv", corr)
     write_text(out / "metric_bias.md", markdown(corr))
     save_figure(out / "bias_vs_n.png", plot_bias_vs_n(table))
     cells = cell_table(runs)
     save_figure(out / "metric_vs_bias.png",
                 plot_metric_vs_bias(cells[~cells["method"].isin(controls)], corr))
-    return {"runs": runs, "bias": table, "metrics": metrics, "corr": corr}
+    return {"runs": runs, "bias": table, "metrics": metrics, "corr": corr,
+            "unpredictability": unpred}

@@ -1,0 +1,120 @@
+"""Statistics of a bias sweep that need more than a mean and its interval.
+
+* :func:`variance_ratio`: is the accuracy a fitted table promises less predictable than the
+  truth's own run-to-run noise? The spread of per-table biases (each averaged over the training
+  seeds, paired with the truth's runs of the same seed) is compared with the spread run noise
+  alone would give them (the truth's within-seed replicate variance / training seeds): an F
+  ratio with its F-distribution interval. 1 = no between-table spread beyond noise.
+* :func:`exceedance`: the share of single fitted tables that over- or under-promise by more
+  than a margin, with Wilson intervals.
+* :func:`partial_spearman`: Spearman correlation of a metric with |bias| given N (ranks
+  residualised on the rank of N), with a bootstrap interval over data seeds: both the metrics
+  and |bias| fall with N, and a pooled correlation mostly measures that.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..seeds import rng as seeded_rng
+
+
+def table_units(g: pd.DataFrame, ref: pd.DataFrame) -> pd.Series:
+    """Per fitted table (data seed): its bias in pp, averaged over training seeds, each paired
+    with the truth's mean accuracy for that seed."""
+    r_mean = 100 * ref.groupby("train_seed")["acc"].mean()
+    diff = 100 * g["acc_fit"] - r_mean.reindex(g["train_seed"]).to_numpy()
+    return g.assign(diff=diff).groupby("data_seed")["diff"].mean()
+
+
+def replicate_variance(ref: pd.DataFrame) -> tuple[float, int]:
+    """The truth's run-to-run variance (pp^2) of one network: replicates of one training seed
+    differ only in device noise. Returns (variance, degrees of freedom)."""
+    acc = 100 * ref["acc"]
+    dev = acc - acc.groupby(ref["train_seed"]).transform("mean")
+    dof = len(ref) - ref["train_seed"].nunique()
+    return (float((dev**2).sum()) / dof if dof > 0 else float("nan")), int(dof)
+
+
+def variance_ratio(units: pd.Series, run_var: float, run_dof: int, seeds: int,
+                   level: float = 0.95) -> dict:
+    """SD of per-table biases / the SD run noise alone gives them, with an F interval."""
+    d = len(units)
+    out = {"tables": d, "between_sd_pp": float("nan"), "sd_ratio": float("nan"),
+           "sd_ratio_low": float("nan"), "sd_ratio_high": float("nan")}
+    if d < 2 or not run_var > 0 or run_dof < 1:
+        return out
+    s2 = float(units.var(ddof=1))
+    noise = run_var / seeds
+    f = s2 / noise
+    a = (1 - level) / 2
+    lo = f / stats.f.ppf(1 - a, d - 1, run_dof)
+    hi = f / stats.f.ppf(a, d - 1, run_dof)
+    out.update(between_sd_pp=float(np.sqrt(max(0.0, s2 - noise))), sd_ratio=float(np.sqrt(f)),
+               sd_ratio_low=float(np.sqrt(lo)), sd_ratio_high=float(np.sqrt(hi)))
+    return out
+
+
+def wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    if n == 0:
+        return float("nan"), float("nan")
+    z = stats.norm.ppf(0.5 + level / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def exceedance(units: pd.Series, margin: float) -> dict:
+    """Share of tables over-promising by more than ``margin`` pp, and under-promising."""
+    n = len(units)
+    over, under = int((units > margin).sum()), int((units < -margin).sum())
+    o_lo, o_hi = wilson(over, n)
+    u_lo, u_hi = wilson(under, n)
+    return {"p_over": over / n if n else float("nan"), "p_over_low": o_lo, "p_over_high": o_hi,
+            "p_under": under / n if n else float("nan"), "p_under_low": u_lo,
+            "p_under_high": u_hi}
+
+
+def _partial_rank_corr(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> float:
+    """Pearson correlation of the ranks of x and y after regressing out the rank of z."""
+    rx, ry, rz = (stats.rankdata(v) for v in (x, y, z))
+    design = np.column_stack([np.ones_like(rz), rz])
+    res_x = rx - design @ np.linalg.lstsq(design, rx, rcond=None)[0]
+    res_y = ry - design @ np.linalg.lstsq(design, ry, rcond=None)[0]
+    sx, sy = np.linalg.norm(res_x), np.linalg.norm(res_y)
+    if sx == 0 or sy == 0:
+        return float("nan")
+    return float(res_x @ res_y / (sx * sy))
+
+
+def partial_spearman(cells: pd.DataFrame, metric: str, target: str = "abs_bias",
+                     given: str = "n", groups: str = "data_seed", boot: int = 1000,
+                     seed: int = 0, level: float = 0.95) -> dict:
+    """Partial Spearman correlation of ``metric`` with ``target`` given ``given``, with a
+    percentile bootstrap interval resampling whole ``groups`` (the cells of one data seed
+    share its data draws)."""
+    ok = cells[[metric, target, given, groups]].dropna()
+    x, y, z = (ok[c].to_numpy(dtype=float) for c in (metric, target, given))
+    rho = _partial_rank_corr(x, y, z) if len(ok) >= 5 else float("nan")
+    out = {"partial_rho": rho, "partial_low": float("nan"), "partial_high": float("nan"),
+           "cells": len(ok)}
+    labels = ok[groups].to_numpy()
+    uniq = np.unique(labels)
+    if not np.isfinite(rho) or len(uniq) < 3:
+        return out
+    members = [np.flatnonzero(labels == u) for u in uniq]
+    gen = seeded_rng(seed, "bootstrap")
+    draws = []
+    for _ in range(boot):
+        pick = np.concatenate([members[i] for i in gen.integers(0, len(uniq), len(uniq))])
+        r = _partial_rank_corr(x[pick], y[pick], z[pick])
+        if np.isfinite(r):
+            draws.append(r)
+    if len(draws) >= boot // 2:
+        a = (1 - level) / 2
+        out["partial_low"], out["partial_high"] = (float(v) for v in
+                                                   np.quantile(draws, [a, 1 - a]))
+    return out

@@ -1,0 +1,83 @@
+"""Statistics of bias sweeps: variance-ratio intervals cover 1 when a table is the truth,
+partial correlations remove the N confound, exceedance shares are calibrated."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from memsim.sweep.statistics import (
+    exceedance,
+    partial_spearman,
+    replicate_variance,
+    table_units,
+    variance_ratio,
+    wilson,
+)
+
+
+def _simulated_cell(rng, between_sd: float, run_sd: float = 0.5, tables: int = 10,
+                    seeds: int = 3, replicates: int = 4):
+    """Accuracies (fractions) of fitted networks and of the truth's reference runs: each
+    training seed has its own level; each run adds device noise of run_sd pp; each fitted
+    table adds a bias drawn with between_sd pp."""
+    level = rng.normal(90, 1.0, seeds)
+    ref = pd.DataFrame([{"train_seed": s, "acc": (level[s] + rng.normal(0, run_sd)) / 100}
+                        for s in range(seeds) for _ in range(replicates)])
+    shift = rng.normal(0, between_sd, tables)
+    fits = pd.DataFrame([{"data_seed": d, "train_seed": s,
+                          "acc_fit": (level[s] + shift[d] + rng.normal(0, run_sd)) / 100}
+                         for d in range(tables) for s in range(seeds)])
+    return fits, ref
+
+
+def test_variance_ratio_covers_one_when_the_table_is_the_truth():
+    rng = np.random.default_rng(0)
+    covered, ratios = 0, []
+    reps = 200
+    for _ in range(reps):
+        fits, ref = _simulated_cell(rng, between_sd=0.0)
+        var, dof = replicate_variance(ref)
+        out = variance_ratio(table_units(fits, ref), var, dof, seeds=3)
+        covered += out["sd_ratio_low"] <= 1 <= out["sd_ratio_high"]
+        ratios.append(out["sd_ratio"])
+    assert covered / reps >= 0.90  # nominal 95 %
+    assert abs(np.median(ratios) - 1) < 0.15
+
+
+def test_variance_ratio_sees_between_table_spread():
+    rng = np.random.default_rng(1)
+    fits, ref = _simulated_cell(rng, between_sd=3.0, tables=20)
+    var, dof = replicate_variance(ref)
+    out = variance_ratio(table_units(fits, ref), var, dof, seeds=3)
+    assert out["sd_ratio_low"] > 1
+    assert 1.5 < out["between_sd_pp"] < 5
+
+
+def test_partial_spearman_removes_the_n_confound():
+    rng = np.random.default_rng(2)
+    rows = []
+    for seed in range(10):
+        for n in (100, 300, 1000, 3000, 10000):
+            for _method in range(3):
+                rows.append({"data_seed": seed, "n": n,
+                             "metric": 1 / np.sqrt(n) * rng.lognormal(0, 0.2),
+                             "abs_bias": 5 / np.sqrt(n) * rng.lognormal(0, 0.5)})
+    cells = pd.DataFrame(rows)
+    raw = cells["metric"].rank().corr(cells["abs_bias"].rank())
+    part = partial_spearman(cells, "metric", boot=300)
+    assert raw > 0.5  # pooled over N: strongly "associated"
+    assert abs(part["partial_rho"]) < 0.15
+    assert part["partial_low"] < 0 < part["partial_high"]
+    # a metric that does track the bias within N keeps its partial correlation
+    cells["tracking"] = cells["abs_bias"] * rng.lognormal(0, 0.3, len(cells))
+    assert partial_spearman(cells, "tracking", boot=300)["partial_low"] > 0.5
+
+
+def test_exceedance_and_wilson():
+    units = pd.Series([2.0, -3.0, 0.5, 0.2, -0.1, 1.5, 0.0, 0.3, -0.4, 0.9])
+    out = exceedance(units, 1.0)
+    assert out["p_over"] == 0.2 and out["p_under"] == 0.1
+    assert out["p_over_low"] < 0.2 < out["p_over_high"]
+    lo, hi = wilson(0, 10)
+    assert lo == 0 and 0.2 < hi < 0.35
