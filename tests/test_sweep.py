@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import DATA, TIOX, run_cli
@@ -102,6 +103,7 @@ def test_table_truth_and_flags(runner, tmp_path):
     ({"truths": ["no/such/table.json"]}, "truth 'table': "),
     ({"methods": [{"method": "binning"}, {"method": "binning"}]}, "must be unique"),
     ({"train_seeds": "three"}, "key 'train_seeds'"),
+    ({"dw_min": "oracle"}, "key 'dw_min': must be one of"),
 ])
 def test_bad_sweep_specs_fail_before_work(runner, tmp_path, change, expected):
     import yaml
@@ -133,3 +135,55 @@ def test_sweep_on_a_measured_gzip_crosssim_truth(tmp_path):
     corr = pd.read_csv(out / "metric_bias.csv")
     assert "partial_rho" in corr
     assert (pd.read_csv(out / "bias.csv")["truth"] == "taox10").all()
+
+
+def test_dw_min_from_each_members_own_table_or_from_the_truth():
+    """A designer calibrates the controller on the fitted table; dw_min: truth uses the true
+    device's pulse size for every table."""
+    import torch
+
+    from memsim.devices.table import TableKind
+    from memsim.train.cells import Mapping
+    from memsim.train.synapses import DeviceSynapses
+
+    kind = TableKind.example()  # two tables whose SET steps differ
+    steps = kind.model_steps(("set",))
+    assert steps[0] != steps[1]
+    syn = DeviceSynapses([(4, 3)], 2, "cpu", kind, Mapping(policy="set", w_max=1.0), seed=0,
+                         member_choice=torch.tensor([0, 1]))
+    per_member = syn.dw_min.view(2, -1)
+    assert torch.allclose(per_member[1] / per_member[0],
+                          torch.tensor(steps[1] / steps[0], dtype=per_member.dtype))
+    pinned = DeviceSynapses([(4, 3)], 2, "cpu", kind,
+                            Mapping(policy="set", w_max=1.0, nominal_step=float(steps[0])),
+                            seed=0, member_choice=torch.tensor([0, 1]))
+    assert torch.allclose(pinned.dw_min.view(2, -1)[1], per_member[0])
+    spec = parse_sweep_spec({**SMALL, "dw_min": "truth"})
+    assert spec.dw_min == "truth" and parse_sweep_spec(SMALL).dw_min == "table"
+
+
+def test_table_path_control_covers_zero_in_a_coverage_study(tmp_path):
+    """The truth tabulated finely and trained through the fitted tables' path (table document,
+    table population), against its own reference runs of the (synthetic) truth: 20 disjoint
+    sets of three training seeds give 20 independent 95 % intervals; most must cover 0."""
+    seeds = list(range(60))
+    out = _run(tmp_path, "coverage", subset=1000, n=[100], train_seeds=seeds,
+               reference_replicates=2, ensemble=30,
+               methods=[{"name": "tabulated", "method": "truth-table"}],
+               networks=[{"name": "mlp", "kind": "mlp", "hidden": [16]}])
+    members = pd.DataFrame([r for f in (out / "cache" / "batches").glob("*.json")
+                            for r in json.loads(f.read_text())["results"]])
+    ref = members[(members["role"] == "reference") & (members["group"] == "truth-table")]
+    assert len(ref) == 2 * len(seeds)  # its own reference runs, apart from the main ones
+    runs = pd.read_csv(out / "runs.csv")
+    assert runs["control"].all()
+    covered, widths = 0, []
+    for k in range(20):
+        part = seeds[3 * k: 3 * k + 3]
+        _, lo, hi, unit, units = paired_bias(runs[runs["train_seed"].isin(part)],
+                                             ref[ref["train_seed"].isin(part)])
+        assert unit == "training seed" and units == 3
+        covered += lo <= 0 <= hi
+        widths.append(hi - lo)
+    assert 0 < np.median(widths) < 10  # pp: intervals that could see a table-path error
+    assert covered >= 17, covered  # >= 85 % of nominal-95 % intervals

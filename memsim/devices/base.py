@@ -112,4 +112,10 @@ class ModelBackedKind(DeviceKind):
 
     def nominal_step(self, polarities=("set",)) -> float:
         self.load()
-        return float(np.mean([m.nominal_step(pol) for m in self.models for pol in polarities]))
+        return float(np.mean(self.model_steps(polarities)))
+
+    def model_steps(self, polarities=("set",)) -> np.ndarray:
+        """Each model's own nominal step: what a controller calibrated on that model uses."""
+        self.load()
+        return np.array([np.mean([m.nominal_step(pol) for pol in polarities])
+                         for m in self.models])

@@ -11,7 +11,7 @@ from .._version import __version__
 from ..devices.registry import device_for_model
 from ..io.storage import sha256_json
 from ..seeds import SCHEME
-from .spec import CONTROL, MethodSpec, SweepSpec, TruthSpec
+from .spec import CONTROL, TABLE_CONTROL, MethodSpec, SweepSpec, TruthSpec
 
 
 def _fit_key(truth: TruthSpec, n: int, method: MethodSpec, data_seed: int) -> str:
@@ -30,8 +30,9 @@ class Member:
     data_seed: int
     train_seed: int
     fit_key: str  # "" for the reference
-    control: bool = False  # the "fitted" model is the truth itself
+    control: bool = False  # the "fitted" model is the truth itself (or its fine tabulation)
     replicate: int = 0  # reference runs: independent device noise, same seed
+    group: str = ""  # which reference runs pair with it: the table-path control has its own
 
     def key(self) -> str:
         return sha256_json(asdict(self))[:20]
@@ -55,19 +56,23 @@ def plan(spec: SweepSpec, models: dict, compute: str = "cpu") -> tuple[list[dict
         for net_name in [n.name for n in spec.networks]:
             # fitted tables first, then the truth's own kind (its reference runs and control)
             groups: dict[str, list[Member]] = {"table": [], truth_kind: []}
-            for s in spec.train_seeds:
-                for r in range(spec.reference_replicates):
-                    groups[truth_kind].append(Member(t.name, net_name, "reference", "", 0, 0, s,
-                                                     "", replicate=r))
+            ref_groups = [""] + ([TABLE_CONTROL] if any(
+                m.method == TABLE_CONTROL for m in spec.methods) else [])
+            for group in ref_groups:
+                for s in spec.train_seeds:
+                    for r in range(spec.reference_replicates):
+                        groups[truth_kind].append(Member(t.name, net_name, "reference", "", 0,
+                                                         0, s, "", replicate=r, group=group))
             for m in spec.methods:
-                control = m.method == CONTROL
-                kind = truth_kind if control else "table"
+                control = m.method in (CONTROL, TABLE_CONTROL)
+                kind = truth_kind if m.method == CONTROL else "table"
+                group = TABLE_CONTROL if m.method == TABLE_CONTROL else ""
                 for n in spec.n:
                     for d in spec.data_seeds:
                         key = fit_keys[(t.name, n, m.name, d)]
                         for s in spec.train_seeds:
                             groups[kind].append(Member(t.name, net_name, "fit", m.name, n, d,
-                                                       s, key, control))
+                                                       s, key, control, group=group))
             for kind, members in groups.items():
                 for i in range(0, len(members), spec.ensemble):
                     chunk = members[i:i + spec.ensemble]
@@ -85,5 +90,5 @@ def plan(spec: SweepSpec, models: dict, compute: str = "cpu") -> tuple[list[dict
 def _train_settings(spec: SweepSpec, network: str) -> dict:
     net = {n.name: n for n in spec.networks}[network]
     return {"dataset": spec.dataset, "subset": spec.subset, "network": net.resolved(),
-            "mapping": asdict(spec.mapping)}
+            "mapping": asdict(spec.mapping), "dw_min": spec.dw_min}
 

@@ -33,7 +33,7 @@ from scipy import stats
 
 from ..io.storage import save_figure, write_csv, write_text
 from ..io.tables import markdown
-from .spec import CONTROL
+from .spec import CONTROLS
 from .statistics import (
     exceedance,
     partial_spearman,
@@ -63,16 +63,29 @@ def spearman_ci(x, y, level: float = 0.95) -> tuple[float, float, float, int]:
     return rho, float(np.tanh(z - half)), float(np.tanh(z + half)), n
 
 
-def reference_runs(members: pd.DataFrame) -> pd.DataFrame:
-    return members[members["role"] == "reference"]
+def reference_runs(members: pd.DataFrame, truth=None, network=None, group=None
+                   ) -> pd.DataFrame:
+    """The truth's reference runs, optionally of one truth, network and reference group (the
+    table-path control is paired with runs of its own)."""
+    ref = members[members["role"] == "reference"]
+    for col, value in (("truth", truth), ("network", network), ("group", group)):
+        if value is not None:
+            ref = ref[ref[col] == value]
+    return ref
+
+
+def _with_groups(members: pd.DataFrame) -> pd.DataFrame:
+    return members if "group" in members else members.assign(group="")
 
 
 def assemble(fitdf: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
     """One row per fitted network with the truth's accuracy for its training seed (mean over
-    noise replicates) and the paired difference."""
-    ref = (reference_runs(members).groupby(["truth", "network", "train_seed"])["acc"].mean()
+    noise replicates of its reference group) and the paired difference."""
+    members = _with_groups(members)
+    keys = ["truth", "network", "group", "train_seed"]
+    ref = (reference_runs(members).groupby(keys)["acc"].mean()
            .rename("acc_truth").reset_index())
-    runs = members[members["role"] == "fit"].merge(ref, on=["truth", "network", "train_seed"])
+    runs = members[members["role"] == "fit"].merge(ref, on=keys)
     runs = runs.rename(columns={"acc": "acc_fit"})
     runs["bias_pp"] = 100 * (runs["acc_fit"] - runs["acc_truth"])
     keep = [c for c in fitdf.columns if c not in ("truth", "method", "n", "data_seed")]
@@ -121,11 +134,11 @@ def paired_bias(g: pd.DataFrame, ref: pd.DataFrame, level: float = 0.95):
 
 
 def bias_table(runs: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
-    ref = reference_runs(members)
+    members = _with_groups(members)
     rows = []
     for (truth, net, method, n), g in runs.groupby(["truth", "network", "method", "n"],
                                                     sort=True):
-        r = ref[(ref["truth"] == truth) & (ref["network"] == net)]
+        r = reference_runs(members, truth, net, g["group"].iloc[0])
         b, lo, hi, unit, units = paired_bias(g, r)
         rows.append({"truth": truth, "network": net, "method": method, "n": n,
                      "bias_pp": b, "ci_low": lo, "ci_high": hi, "ci_unit": unit,
@@ -139,11 +152,11 @@ def unpredictability_table(runs: pd.DataFrame, members: pd.DataFrame,
                            margin: float = MARGIN_PP) -> pd.DataFrame:
     """Per truth x network x method x N: between-table spread against run noise, and the
     share of single tables beyond +-``margin`` pp."""
-    ref = reference_runs(members)
+    members = _with_groups(members)
     rows = []
     for (truth, net, method, n), g in runs.groupby(["truth", "network", "method", "n"],
                                                     sort=True):
-        r = ref[(ref["truth"] == truth) & (ref["network"] == net)]
+        r = reference_runs(members, truth, net, g["group"].iloc[0])
         units = table_units(g, r)
         run_var, run_dof = replicate_variance(r)
         seeds = int(g.groupby("data_seed")["train_seed"].nunique().min())
@@ -286,10 +299,10 @@ def plot_metric_vs_bias(cells: pd.DataFrame, corr: pd.DataFrame):
             for net, gn in g.groupby("network"):
                 ax.scatter(gn[metric], gn["bias_pp"], s=16, alpha=0.75, color=f"C{i}",
                            marker=markers[net], label=f"{method} ({net})")
-        rows = corr[corr["metric"] == metric]
+        rows = corr[corr["metric"] == metric] if len(corr) else corr
         if len(rows):
-            rhos = ", ".join(f"{r.network} {r.spearman_abs_bias:.2f}" for r in rows.itertuples())
-            ax.set_title(f"{METRIC_LABELS[metric]}: ρ(|bias|) {rhos}", fontsize=9)
+            rhos = ", ".join(f"{r.network} {r.partial_rho:.2f}" for r in rows.itertuples())
+            ax.set_title(f"{METRIC_LABELS[metric]}: partial ρ(|bias| | N) {rhos}", fontsize=9)
         ax.axhline(0, color="k", lw=0.6)
         ax.set_xlabel(METRIC_LABELS[metric])
         ax.set_ylabel("bias [pp]")
@@ -313,7 +326,7 @@ def write_sweep_report(spec, fits, batches, out: Path, store: SweepStore | None 
     runs = assemble(fitdf, members)
     table = bias_table(runs, members)
     metrics = metric_table(fitdf)
-    controls = {m.name for m in spec.methods if m.method == CONTROL}
+    controls = {m.name for m in spec.methods if m.method in CONTROLS}
     corr = metric_bias_table(runs, controls)
     unpred = unpredictability_table(runs, members)
     write_csv(out / "runs.csv", runs)

@@ -19,10 +19,15 @@ A sweep spec (YAML), relative paths relative to the spec file::
       - {name: optuna, method: optuna, trials: 30}
       - {name: smooth, method: smooth}
       - {name: truth, method: truth}   # control: the truth itself in place of a fit
+      - {name: tabulated, method: truth-table}  # control through the table path: the truth
+                                     # tabulated finely, trained as a table, against its own
+                                     # independent reference runs
     data_seeds: [0, 1]
     train_seeds: [0, 1, 2]
     networks: [{name: mlp, kind: mlp, hidden: [100]}]
     mapping: {kind: pair, policy: split, w_max: 1.0}
+    dw_min: table                    # pulse size each network's controller assumes: from its
+                                     # own table (a designer's view) or from the truth
     training: {epochs: 2, batch: 64, lr: 0.1}
     ensemble: 8                      # networks trained per batched pass
     jobs: 1                          # processes (fits and batches run in parallel)
@@ -51,14 +56,17 @@ from ..train.networks import ACTIVATIONS, NetworkSpec
 from ..train.spec import TrainSettings, parse_mapping, parse_training
 
 CONTROL = "truth"  # the truth itself in place of a fitted table: a control
-METHOD_KINDS = (*METHODS, CONTROL)
+TABLE_CONTROL = "truth-table"  # the truth tabulated finely, through the fitted tables' path
+CONTROLS = (CONTROL, TABLE_CONTROL)
+DW_MIN_SOURCES = ("table", "truth")
+METHOD_KINDS = (*METHODS, *CONTROLS)
 
 
 @dataclass
 class MethodSpec:
     name: str
     method: str
-    fitter: FitMethod | None = None  # None for the truth control
+    fitter: FitMethod | None = None  # None for the controls
 
     @property
     def params(self) -> dict:
@@ -108,6 +116,7 @@ class SweepSpec:
     train_seeds: list[int] = field(default_factory=lambda: [0])
     networks: list[NetEntry] = field(default_factory=list)
     mapping: Mapping = field(default_factory=Mapping)
+    dw_min: str = "table"  # the nominal pulse of each controller: its own table's, or the truth's
     training: TrainSettings = field(default_factory=TrainSettings)
     reference_replicates: int = 4
     ensemble: int = 8
@@ -123,7 +132,8 @@ class SweepSpec:
                 "methods": [m.resolved(relto) for m in self.methods],
                 "data_seeds": self.data_seeds, "train_seeds": self.train_seeds,
                 "networks": [n.resolved() for n in self.networks],
-                "mapping": asdict(self.mapping), "training": asdict(self.training),
+                "mapping": asdict(self.mapping), "dw_min": self.dw_min,
+                "training": asdict(self.training),
                 "reference_replicates": self.reference_replicates,
                 "ensemble": self.ensemble, "jobs": self.jobs,
                 "out": "." if relto else self.out}
@@ -136,7 +146,7 @@ class SweepSpec:
 def _method(sec: Section, base) -> MethodSpec:
     kind = sec.take("method", str, choices=METHOD_KINDS)
     name = sec.take("name", str, kind)
-    fitter = None if kind == CONTROL else METHODS[kind].from_spec(sec, base)
+    fitter = None if kind in CONTROLS else METHODS[kind].from_spec(sec, base)
     sec.done()
     return MethodSpec(name, kind, fitter)
 
@@ -176,6 +186,7 @@ def parse_sweep_spec(data: dict, file=None) -> SweepSpec:
     if not nets:
         raise sec.error("networks", "must list at least one network")
     spec.mapping = parse_mapping(sec.sub("mapping", {}))
+    spec.dw_min = sec.take("dw_min", str, "table", choices=DW_MIN_SOURCES)
     spec.training = parse_training(sec.sub("training", {}), TrainSettings(epochs=2))
     for i, n in enumerate(nets):
         ns = Section(n, file, f"networks[{i}]")

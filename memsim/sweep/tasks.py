@@ -7,21 +7,27 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 
+import numpy as np
+
 from ..devices.registry import device_for_model
 from ..devices.table import TableKind
 from ..fit.registry import METHODS
 from ..io.datasets import load_dataset
 from ..io.schema import Section
 from ..metrics.distances import compare_models
+from ..models.base import POLARITIES
 from ..models.formats import table_document
 from ..models.resolve import load_model
 from ..models.sampling import sample_points
+from ..models.table import ConditionalTable, JumpTable, probability_grid
 from ..train.cells import Mapping, pulse_polarities
 from ..train.spec import TrainSpec
 from ..train.trainer import Trainer
 from .plan import Member
-from .spec import CONTROL, parse_sweep_spec
+from .spec import CONTROL, TABLE_CONTROL, parse_sweep_spec
 from .store import SweepStore
+
+TABULATION = 500  # G bins and quantile steps of the table-path control
 
 
 def fitter_of(method_doc: dict):
@@ -35,6 +41,21 @@ def fitter_of(method_doc: dict):
     return fitter
 
 
+def tabulate(model, bins: int = TABULATION, q: int = TABULATION) -> JumpTable:
+    """The model as a fine jump table (``bins`` equal-width G bins, ``q`` quantile steps; a
+    Gaussian's tails cut at 1e-4): the table-path control, an essentially perfect fit."""
+    if isinstance(model, JumpTable) and all(
+            t.n_bins >= bins for t in model.tables.values()):
+        return model
+    edges = np.linspace(model.g_min, model.g_max, bins + 1)
+    centres = (edges[1:] + edges[:-1]) / 2
+    p = np.clip(probability_grid(q), 1e-4, 1 - 1e-4)
+    tables = {pol: ConditionalTable(edges, "quantile", quantiles=model.quantile(pol, centres, p))
+              for pol in POLARITIES}
+    return JumpTable(tables, model.g_min, model.g_max, model.unit,
+                     {"method": TABLE_CONTROL, "bins": bins, "q": q}, name="tabulated truth")
+
+
 def run_fit_cell(cell: dict, store: SweepStore) -> dict:
     """Fit one cell and measure it against its truth; stored under its key."""
     t0 = time.perf_counter()
@@ -42,6 +63,9 @@ def run_fit_cell(cell: dict, store: SweepStore) -> dict:
     method = cell["method"]
     if method["method"] == CONTROL:
         table, table_doc = truth, None
+    elif method["method"] == TABLE_CONTROL:
+        table = tabulate(truth)
+        table_doc = table_document(table)
     else:
         data = sample_points(truth, cell["n"], cell["data_seed"])
         table = fitter_of(method).fit(data, seed=cell["data_seed"],
@@ -67,8 +91,8 @@ def _dataset(name: str, subset, compute: str):
 
 
 def truth_step(truth, mapping: Mapping) -> float:
-    """The truth's nominal pulse size, which sets dw_min for the truth and every fitted table
-    alike: the same controller drives model and device."""
+    """The truth's nominal pulse size (``dw_min: truth``: the controller of every fitted
+    table is calibrated on the true device, which a designer cannot do)."""
     return device_for_model(truth).nominal_step(pulse_polarities(mapping))
 
 
@@ -80,15 +104,18 @@ def run_batch(batch: dict, spec_doc: dict, store: SweepStore, compute: str = "cp
     truth = load_model(batch["ref"])
     net = {n.name: n for n in spec.networks}[batch["network"]]
     mapping = Mapping(**asdict(spec.mapping))
-    if mapping.dw_min is None and mapping.nominal_step is None:
+    if mapping.dw_min is None and mapping.nominal_step is None and spec.dw_min == "truth":
         mapping.nominal_step = truth_step(truth, mapping)
+    # dw_min: table (the default): each network's controller assumes the pulse size of its
+    # own device model, the fitted table (the truth's own runs: the truth's)
     if batch["kind"] != "table":  # the truth's own kind: its reference runs and the control
         device = device_for_model(truth, batch["ref"])
         choice = None
     else:
         models, index, choice = [], {}, []
         for mb in members:
-            ref = "truth" if mb.role == "reference" or mb.control else mb.fit_key
+            direct = mb.role == "reference" or (mb.control and mb.group != TABLE_CONTROL)
+            ref = "truth" if direct else mb.fit_key
             if ref not in index:
                 index[ref] = len(models)
                 models.append(truth if ref == "truth" else store.table(ref))

@@ -118,6 +118,12 @@ class DeviceArray:
             raise MemsimError(f"max_pulses must be in 1..127, not {mapping.max_pulses}")
         if mapping.dw_min is not None:
             self.dw_min = syn.per_weight([mapping.dw_min] * len(syn.shapes))
+        elif mapping.nominal_step is None and member_choice is not None and hasattr(
+                dev, "model_steps"):  # each member's controller knows only its own model
+            steps = torch.as_tensor(dev.model_steps(self.cell.polarities), dtype=self.wmax.dtype,
+                                    device=syn.device)
+            step = steps[torch.as_tensor(member_choice, device=syn.device)][syn.member_index]
+            self.dw_min = nominal_dw(step, self.span, mapping, self.wmax)
         else:
             step = (mapping.nominal_step if mapping.nominal_step is not None
                     else dev.nominal_step(self.cell.polarities))
