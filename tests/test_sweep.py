@@ -104,6 +104,8 @@ def test_table_truth_and_flags(runner, tmp_path):
     ({"methods": [{"method": "binning"}, {"method": "binning"}]}, "must be unique"),
     ({"train_seeds": "three"}, "key 'train_seeds'"),
     ({"dw_min": "oracle"}, "key 'dw_min': must be one of"),
+    ({"truths": [{"model": "softbounds", "sampling": "wrap"}]},
+     "key 'truths[0].sampling': must be one of"),
 ])
 def test_bad_sweep_specs_fail_before_work(runner, tmp_path, change, expected):
     import yaml
@@ -158,8 +160,17 @@ def test_dw_min_from_each_members_own_table_or_from_the_truth():
                             Mapping(policy="set", w_max=1.0, nominal_step=float(steps[0])),
                             seed=0, member_choice=torch.tensor([0, 1]))
     assert torch.allclose(pinned.dw_min.view(2, -1)[1], per_member[0])
-    spec = parse_sweep_spec({**SMALL, "dw_min": "truth"})
+    spec = parse_sweep_spec({**SMALL, "dw_min": "truth", "sampling": "reject",
+                             "truths": ["softbounds", {"model": "asymmetric",
+                                                       "sampling": "clip"}]})
     assert spec.dw_min == "truth" and parse_sweep_spec(SMALL).dw_min == "table"
+    assert [t.sampling for t in spec.truths] == ["reject", "clip"]
+    assert parse_sweep_spec(SMALL).truths[0].sampling == "clip"
+    # what the training tasks read back is the same spec
+    from memsim.sweep.run import spec_document
+
+    back = parse_sweep_spec(spec_document(spec))
+    assert back.dw_min == "truth" and [t.sampling for t in back.truths] == ["reject", "clip"]
 
 
 def test_table_path_control_covers_zero_in_a_coverage_study(tmp_path):

@@ -108,10 +108,21 @@ class Draws:
         return buf
 
 
+BOUNDS = ("clip", "reject")
+REJECT_ROUNDS = 16
+
+
 class Population(ABC):
-    """Many devices of one kind; state tensors are flat, ``shape`` is the user's view."""
+    """Many devices of one kind; state tensors are flat, ``shape`` is the user's view.
+
+    ``bounds`` says what a change that would leave [g_min, g_max] does: ``clip`` (the device
+    saturates at the bound) or ``reject`` (the change is redrawn, up to REJECT_ROUNDS times:
+    the one-pulse distribution truncated to the range, as Algorithm 2's rejected data show it;
+    a device that still leaves the range is clipped, for where the model (almost) always leaves
+    it the truncated distribution does not exist)."""
 
     clips = True  # conductances stay within [g_min, g_max]
+    bounds = "clip"
 
     def __init__(self, shape, device="cpu", seed: int = 0, dtype=torch.float32):
         self.shape = tuple(int(s) for s in (shape if isinstance(shape, (tuple, list))
@@ -157,6 +168,23 @@ class Population(ABC):
             hi = hi if idx is None else hi.index_select(0, idx)
             return torch.minimum(torch.maximum(g, lo), hi, out=g)
         return g.clamp_(lo, hi)
+
+    def _range_of(self, idx):
+        lo, hi = self.g_min, self.g_max
+        if isinstance(lo, torch.Tensor) and idx is not None:
+            lo, hi = lo.index_select(0, idx), hi.index_select(0, idx)
+        return lo, hi
+
+    def _redraw_leaving(self, g: torch.Tensor, dg: torch.Tensor, idx, redraw) -> None:
+        """``bounds: reject``: redraw (in place) the changes ``dg`` that would take ``g`` out
+        of range; ``redraw(positions)`` gives fresh changes for those positions of ``g``."""
+        lo, hi = self._range_of(idx)
+        for _ in range(REJECT_ROUNDS):
+            new = g + dg
+            bad = ((new < lo) | (new > hi)).nonzero().squeeze(1)
+            if bad.numel() == 0:
+                return
+            dg.index_copy_(0, bad, redraw(bad))
 
     def apply(self, counts: torch.Tensor) -> int:
         """Apply signed pulse counts (same shape as the population); returns pulses applied."""

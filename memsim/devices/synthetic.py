@@ -13,7 +13,7 @@ from ..models.resolve import load_model, resolve_ref
 from ..models.synthetic import SyntheticDevice
 from ..seeds import seed_for
 from .base import ModelBackedKind, nonnegative
-from .population import Population
+from .population import BOUNDS, Population
 
 
 class SyntheticPopulation(Population):
@@ -39,10 +39,22 @@ class SyntheticPopulation(Population):
         else:
             mu = torch.where(is_set, self.model.means["set"](g), self.model.means["reset"](g))
             sd = torch.where(is_set, self.model.stds["set"](g), self.model.stds["reset"](g))
-        z = torch.randn(g.shape, generator=self.generator, device=self.device, dtype=self.dtype)
-        dg = mu.addcmul_(sd.clamp_(min=0), z)
-        if self.scale is not None:
-            dg.mul_(self.scale if idx is None else self.scale.index_select(0, idx))
+        scale = None if self.scale is None else (
+            self.scale if idx is None else self.scale.index_select(0, idx))
+        sd = sd.clamp_(min=0)
+
+        def draw(pos=None):
+            m, s = (mu, sd) if pos is None else (mu.index_select(0, pos), sd.index_select(0, pos))
+            z = torch.randn(m.shape, generator=self.generator, device=self.device,
+                            dtype=self.dtype)
+            d = m.addcmul(s, z)
+            if scale is not None:
+                d.mul_(scale if pos is None else scale.index_select(0, pos))
+            return d
+
+        dg = draw()
+        if self.bounds == "reject":
+            self._redraw_leaving(g, dg, idx, draw)
         g.add_(dg)
         self._clip(g, idx)
         self._scatter(idx, g)
@@ -58,12 +70,14 @@ class SyntheticKind(ModelBackedKind):
     model_type: ClassVar[type] = SyntheticDevice
     preset: str = ""
     d2d: float = 0.0
+    bounds: str = "clip"  # a change leaving the range: clip, or reject (redrawn)
     models: list = field(default_factory=list, repr=False)
 
     @classmethod
     def from_spec(cls, sec, base) -> SyntheticKind:
         return cls(preset=resolve_ref(sec.take("preset", str), base),
-                   d2d=sec.take("d2d", float, 0.0, **nonnegative))
+                   d2d=sec.take("d2d", float, 0.0, **nonnegative),
+                   bounds=sec.take("bounds", str, "clip", choices=BOUNDS))
 
     @classmethod
     def example(cls) -> SyntheticKind:
@@ -82,7 +96,9 @@ class SyntheticKind(ModelBackedKind):
     def population(self, shape, *, device="cpu", seed: int = 0, choice=None,
                    dtype=torch.float32) -> Population:
         self.load()
-        return SyntheticPopulation(self.models[0], shape, device, seed, dtype, self.d2d)
+        pop = SyntheticPopulation(self.models[0], shape, device, seed, dtype, self.d2d)
+        pop.bounds = self.bounds
+        return pop
 
     def describe(self) -> str:
         return f"synthetic:{Path(self.preset).name}"

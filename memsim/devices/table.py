@@ -17,7 +17,7 @@ from ..models.resolve import load_model, resolve_ref
 from ..models.table import ConditionalTable, JumpTable, quantile_rows_at
 from ..seeds import seed_for
 from .base import ModelBackedKind
-from .population import Draws, Population, Workspace
+from .population import BOUNDS, Draws, Population, Workspace
 
 
 def _regular_grid(edges: np.ndarray) -> tuple[float, float] | None:
@@ -223,7 +223,16 @@ class TablePopulation(Population):
     def _pulse(self, idx, is_set) -> None:
         g = self._gather(idx)
         t = self._table_index(idx, is_set)
-        g.add_(self.stack.sample(g, t, self.draws, self.ws))
+        dg = self.stack.sample(g, t, self.draws, self.ws)
+        if self.bounds == "reject":
+            dg = dg.clone()  # redraws reuse the workspace buffers
+
+            def redraw(pos, g=g, t=t):
+                tt = t if isinstance(t, int) else t.index_select(0, pos)
+                return self.stack.sample(g.index_select(0, pos), tt, self.draws, self.ws)
+
+            self._redraw_leaving(g, dg, idx, redraw)
+        g.add_(dg)
         self._clip(g, idx)
         self._scatter(idx, g)
 
@@ -238,6 +247,7 @@ class TableKind(ModelBackedKind):
     model_type: ClassVar[type] = JumpTable
     paths: list[str] = field(default_factory=list)
     unit: str = "S"
+    bounds: str = "clip"  # a change leaving the range: clip, or reject (redrawn)
     models: list = field(default_factory=list, repr=False)
 
     @classmethod
@@ -247,7 +257,8 @@ class TableKind(ModelBackedKind):
         if not paths or not all(isinstance(p, str) for p in paths):
             raise sec.error("path", "must be a table path or a list of them")
         unit = sec.take("unit", str, "S", choices=("S", "mS", "uS", "nS", "norm"))
-        return cls(paths=[resolve_ref(p, base) for p in paths], unit=unit)
+        return cls(paths=[resolve_ref(p, base) for p in paths], unit=unit,
+                   bounds=sec.take("bounds", str, "clip", choices=BOUNDS))
 
     @classmethod
     def example(cls) -> TableKind:
@@ -279,8 +290,10 @@ class TableKind(ModelBackedKind):
         if choice is None and len(self.models) > 1:
             gen = torch.Generator().manual_seed(seed_for(seed, "choice"))
             choice = torch.randint(0, len(self.models), (int(np.prod(shape)),), generator=gen)
-        return TablePopulation(self.models, shape, choice=choice, device=device, seed=seed,
-                               dtype=dtype)
+        pop = TablePopulation(self.models, shape, choice=choice, device=device, seed=seed,
+                              dtype=dtype)
+        pop.bounds = self.bounds
+        return pop
 
     def resolved(self, relto=None) -> dict:
         out = super().resolved(relto)

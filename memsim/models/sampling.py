@@ -10,16 +10,23 @@ from ..errors import MemsimError
 from ..io.data import Points, PulseData
 from .base import POLARITIES, DeviceModel
 
+SAMPLING = ("reject", "clip")
+
 
 def sample_points(model: DeviceModel, n: int, seed: int,
-                  polarities=POLARITIES, max_rounds: int = 200) -> PulseData:
+                  polarities=POLARITIES, max_rounds: int = 200,
+                  mode: str = "reject") -> PulseData:
     """The study's Algorithm 2: ``n`` points per polarity from a known device model.
 
-    G is uniform on [G_min, G_max], dG is one draw of the model's pulse distribution, and points
-    whose G + dG leaves the range are rejected and redrawn. Seeded per polarity.
+    G is uniform on [G_min, G_max] and dG is one draw of the model's pulse distribution. With
+    ``mode="reject"`` (the published algorithm) points whose G + dG leaves the range are
+    rejected and redrawn; with ``"clip"`` they are kept with G + dG clipped to the range, as a
+    device that saturates at its bounds would show them. Seeded per polarity.
     """
     if n < 1:
         raise MemsimError(f"number of points must be positive, not {n}")
+    if mode not in SAMPLING:
+        raise MemsimError(f"sampling must be one of {', '.join(SAMPLING)}, not {mode!r}")
     points = {}
     for pol in polarities:
         rng = seeds.rng(seed, "data", POLARITIES.index(pol))
@@ -28,6 +35,8 @@ def sample_points(model: DeviceModel, n: int, seed: int,
             m = 2 * (n - have) + 16
             g = rng.uniform(model.g_min, model.g_max, m)
             dg = model.sample_dg(pol, g, rng)
+            if mode == "clip":
+                dg = np.clip(g + dg, model.g_min, model.g_max) - g
             ok = (g + dg >= model.g_min) & (g + dg <= model.g_max)
             gs.append(g[ok])
             dgs.append(dg[ok])
@@ -40,5 +49,5 @@ def sample_points(model: DeviceModel, n: int, seed: int,
         points[pol] = Points(np.concatenate(gs)[:n], np.concatenate(dgs)[:n])
     data = PulseData(points, model.unit)
     data.sources = [{"path": f"generated:{model.name}", "sha256": f"seed={seed}",
-                     "format": "algorithm2"}]
+                     "format": "algorithm2", "sampling": mode}]
     return data

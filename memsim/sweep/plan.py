@@ -15,9 +15,10 @@ from .spec import CONTROL, TABLE_CONTROL, MethodSpec, SweepSpec, TruthSpec
 
 
 def _fit_key(truth: TruthSpec, n: int, method: MethodSpec, data_seed: int) -> str:
-    return sha256_json({"truth": truth.ident, "n": n, "method": method.method,
-                        "params": method.params, "data_seed": data_seed,
-                        "memsim": __version__, "streams": SCHEME})[:20]
+    return sha256_json({"truth": truth.ident, "sampling": truth.sampling, "n": n,
+                        "method": method.method, "params": method.params,
+                        "data_seed": data_seed, "memsim": __version__,
+                        "streams": SCHEME})[:20]
 
 
 @dataclass
@@ -47,7 +48,8 @@ def plan(spec: SweepSpec, models: dict, compute: str = "cpu") -> tuple[list[dict
             for m in spec.methods:
                 for d in spec.data_seeds:
                     fits.append({"key": _fit_key(t, n, m, d), "truth": t.name, "ref": t.ref,
-                                 "n": n, "method": m.to_doc(), "data_seed": d})
+                                 "sampling": t.sampling, "n": n, "method": m.to_doc(),
+                                 "data_seed": d})
     fit_keys = {(f["truth"], f["n"], f["method"]["name"], f["data_seed"]): f["key"]
                 for f in fits}
     batches = []
@@ -76,11 +78,13 @@ def plan(spec: SweepSpec, models: dict, compute: str = "cpu") -> tuple[list[dict
             for kind, members in groups.items():
                 for i in range(0, len(members), spec.ensemble):
                     chunk = members[i:i + spec.ensemble]
-                    batches.append({"truth": t.name, "ref": t.ref, "network": net_name,
-                                    "kind": kind, "members": [asdict(mb) for mb in chunk]})
+                    batches.append({"truth": t.name, "ref": t.ref, "sampling": t.sampling,
+                                    "network": net_name, "kind": kind,
+                                    "members": [asdict(mb) for mb in chunk]})
     for b in batches:
         b["key"] = sha256_json({"members": [Member(**m).key() for m in b["members"]],
                                 "ident": [t.ident for t in spec.truths if t.name == b["truth"]],
+                                "sampling": b["sampling"],
                                 "settings": _train_settings(spec, b["network"]),
                                 "compute": compute.split(":")[0], "memsim": __version__,
                                 "streams": SCHEME})[:20]

@@ -53,9 +53,10 @@ def spec_document(spec: SweepSpec) -> dict:
     """A spec document that parses back to ``spec`` (paths already resolved)."""
     d = spec.resolved()
     return {"name": spec.name, "dataset": spec.dataset, "subset": spec.subset,
-            "truths": [{"name": t.name, "model": t.ref} for t in spec.truths], "n": spec.n,
+            "truths": [{"name": t.name, "model": t.ref, "sampling": t.sampling}
+                       for t in spec.truths], "n": spec.n,
             "methods": [m.to_doc() for m in spec.methods], "data_seeds": spec.data_seeds,
             "train_seeds": spec.train_seeds, "networks": d["networks"],
-            "mapping": d["mapping"], "training": d["training"],
+            "mapping": d["mapping"], "dw_min": spec.dw_min, "training": d["training"],
             "reference_replicates": spec.reference_replicates,
             "ensemble": spec.ensemble, "jobs": spec.jobs, "out": spec.out}

@@ -13,6 +13,10 @@ A sweep spec (YAML), relative paths relative to the spec file::
     dataset: mnist
     subset: 10000
     truths: [xbtorch_target]         # presets, device YAMLs, or table files used as truths
+                                     # ({model: REF, name: N, sampling: clip | reject})
+    sampling: clip                   # default for the truths: out-of-range changes of
+                                     # Algorithm 2 kept clipped at the bound (clip), or
+                                     # redrawn (reject); simulation follows the same rule
     n: [100, 300, 1000, 3000]        # points per polarity
     methods:
       - {name: bin8, method: binning, bins: 8}
@@ -51,6 +55,7 @@ from ..io.datasets import DATASETS
 from ..io.paths import portable
 from ..io.schema import Section, load_yaml
 from ..models.resolve import load_model, model_ident, ref_name, resolve_ref
+from ..models.sampling import SAMPLING
 from ..train.cells import Mapping
 from ..train.networks import ACTIVATIONS, NetworkSpec
 from ..train.spec import TrainSettings, parse_mapping, parse_training
@@ -88,6 +93,8 @@ class MethodSpec:
 class TruthSpec:
     name: str
     ref: str
+    sampling: str = "clip"  # Algorithm 2's out-of-range changes: clip (kept, saturated) or
+    # reject (redrawn); the truth and every table of it are simulated the same way
     ident: str = ""  # content hash: a changed file invalidates its cache entries
 
 
@@ -161,16 +168,19 @@ def parse_sweep_spec(data: dict, file=None) -> SweepSpec:
     truths = sec.take("truths", list)
     if not truths:
         raise sec.error("truths", "must name at least one truth device")
+    default_sampling = sec.take("sampling", str, "clip", choices=SAMPLING)
     for i, t in enumerate(truths):
+        sampling = default_sampling
         if isinstance(t, str):
             ref, name = t, None
         else:
             ts = Section(t, file, f"truths[{i}]")
             ref = ts.take("model", str)
             name = ts.take("name", str, None)
+            sampling = ts.take("sampling", str, default_sampling, choices=SAMPLING)
             ts.done()
         ref = resolve_ref(ref, base)
-        spec.truths.append(TruthSpec(name or ref_name([ref]), ref))
+        spec.truths.append(TruthSpec(name or ref_name([ref]), ref, sampling))
     spec.n = sec.number_list("n", integer=True, positive=True)
     methods = sec.take("methods", list)
     if not methods:

@@ -67,7 +67,8 @@ def run_fit_cell(cell: dict, store: SweepStore) -> dict:
         table = tabulate(truth)
         table_doc = table_document(table)
     else:
-        data = sample_points(truth, cell["n"], cell["data_seed"])
+        data = sample_points(truth, cell["n"], cell["data_seed"],
+                             mode=cell.get("sampling", "reject"))
         table = fitter_of(method).fit(data, seed=cell["data_seed"],
                                       g_range=(truth.g_min, truth.g_max)).table
         table_doc = table_document(table)
@@ -121,6 +122,7 @@ def run_batch(batch: dict, spec_doc: dict, store: SweepStore, compute: str = "cp
                 models.append(truth if ref == "truth" else store.table(ref))
             choice.append(index[ref])
         device = TableKind(paths=[batch["ref"]], models=models)
+    device.bounds = batch.get("sampling", "clip")  # simulated as the data were drawn
     tspec = TrainSpec(name=f"{spec.name}:{batch['key'][:8]}", dataset=spec.dataset,
                       subset=spec.subset, network=net.spec, device=device, mapping=mapping,
                       training=net.training, seeds=[mb.train_seed for mb in members])
