@@ -195,10 +195,11 @@ def _sweep_facts(bias: pd.DataFrame, corr: pd.DataFrame, controls: set[str]) -> 
                 + ", ".join(str(n) for n in g["n"]) + ".")
         ctrl = panel[panel["method"].isin(controls)]
         if len(ctrl):
-            covers = int(((ctrl["ci_low"] <= 0) & (ctrl["ci_high"] >= 0)).sum())
-            facts.append(f"- Control (the truth in place of a fit): {covers} of {len(ctrl)} "
-                         "intervals cover 0 (they share one set of reference runs, so these are "
-                         "not independent checks).")
+            for method, c in ctrl.groupby("method", sort=True):
+                covers = int(((c["ci_low"] <= 0) & (c["ci_high"] >= 0)).sum())
+                facts.append(f"- Control `{method}`: {covers} of {len(c)} intervals cover 0 "
+                             "(its cells share one set of reference runs, so they are not "
+                             "independent checks).")
         means = fitted.assign(a=fitted["bias_pp"].abs()).groupby("method")["a"].mean()
         facts.append("- Mean |bias| over N: " + ", ".join(
             f"{m} {v:.1f} pp" for m, v in means.sort_values().items()) + ".")
