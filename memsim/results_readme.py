@@ -362,6 +362,48 @@ def _sweep_section(root: Path, out: Path, number: int) -> list[str]:
     return lines + [""]
 
 
+TWIN = "_dwtruth"  # a sweep's twin with every controller calibrated on the true device
+
+
+def _miscalibration_section(root: Path, sweeps: list[Path]) -> list[str]:
+    """Bias with each controller calibrated on its own table (the designer's view) minus the
+    bias with every controller calibrated on the truth, for sweeps run both ways."""
+    lines = []
+    names = {Path(s).name for s in sweeps}
+    for out in sweeps:
+        out = Path(out)
+        if out.name.endswith(TWIN) or out.name + TWIN not in names:
+            continue
+        keys = ["truth", "network", "method", "n"]
+        own = pd.read_csv(out / "bias.csv")
+        twin = pd.read_csv(out.parent / (out.name + TWIN) / "bias.csv")
+        both = own.merge(twin, on=keys, suffixes=("_table", "_truth"))
+        half = lambda b, s: (b[f"ci_high_{s}"] - b[f"ci_low_{s}"]) / 2  # noqa: E731
+        both["miscalibration_pp"] = both["bias_pp_table"] - both["bias_pp_truth"]
+        # two runs with their own noise: half-widths add in quadrature (conservative, as the
+        # fitted tables they share correlate the two biases positively)
+        both["half_width"] = np.sqrt(half(both, "table") ** 2 + half(both, "truth") ** 2)
+        show = both[keys].copy()
+        show["bias, dw_min table (pp)"] = both["bias_pp_table"].map("{:+.2f}".format)
+        show["bias, dw_min truth (pp)"] = both["bias_pp_truth"].map("{:+.2f}".format)
+        show["difference [≈95% CI]"] = [
+            f"{d:+.2f} [{d - h:+.2f}, {d + h:+.2f}]"
+            for d, h in zip(both["miscalibration_pp"], both["half_width"], strict=True)]
+        sig = both[(both["miscalibration_pp"].abs() > both["half_width"])]
+        lines += [f"## Controller miscalibration: `{out.name}` vs `{out.name + TWIN}`", "",
+                  "The same sweep run twice: each network's controller assuming the pulse size "
+                  "of its own fitted table (`dw_min: table`, what a designer can do) and of the "
+                  "true device (`dw_min: truth`). Their difference is the part of the modeling "
+                  "bias that comes from a miscalibrated controller rather than from the "
+                  "device's simulated response.", "", markdown(show, ".3g"), "",
+                  f"Differences whose interval excludes 0: {len(sig)} of {len(both)} cells"
+                  + (": " + ", ".join(f"{r.method} N = {r.n} ({r.miscalibration_pp:+.2f} pp)"
+                                      for r in sig.itertuples()) if len(sig) else "")
+                  + ". The half-width is the smallest difference this design could detect.",
+                  ""]
+    return lines
+
+
 def write_results_readme(root: Path, sweeps: list[Path], scale: str, seconds: float) -> None:
     import torch
 
@@ -379,14 +421,16 @@ def write_results_readme(root: Path, sweeps: list[Path], scale: str, seconds: fl
              "adds a smooth statistical model (kernel-smoothed conditional distributions, "
              "cross-validated), an Optuna search over both, the "
              "truth itself as a control, and confidence intervals.", ""]
-    if sweeps:
-        lines += _summary(sweeps)
+    main = [s for s in sweeps if not Path(s).name.endswith(TWIN)]  # twins: their own panel
+    if main:
+        lines += _summary(main)
     lines += _fit_section(root)
     lines += _fidelity_section(root)
     lines += _train_section(root)
     lines += _grid_section(root)
     for i, out in enumerate(sweeps, start=3):
         lines += _sweep_section(root, Path(out), i)
+    lines += _miscalibration_section(root, sweeps)
     lines += ["## Scale", ""]
     for out in sweeps:
         import yaml

@@ -81,3 +81,21 @@ def test_exceedance_and_wilson():
     assert out["p_over_low"] < 0.2 < out["p_over_high"]
     lo, hi = wilson(0, 10)
     assert lo == 0 and 0.2 < hi < 0.35
+
+
+def test_miscalibration_panel_compares_a_sweep_with_its_dw_min_truth_twin(tmp_path):
+    from memsim.results_readme import _miscalibration_section
+
+    cols = ["truth", "network", "method", "n", "bias_pp", "ci_low", "ci_high"]
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s_dwtruth").mkdir()
+    pd.DataFrame([["t", "mlp", "bin8", 100, -5.0, -6.0, -4.0],
+                  ["t", "mlp", "bin8", 1000, 0.2, -0.8, 1.2]], columns=cols).to_csv(
+        tmp_path / "s" / "bias.csv", index=False)
+    pd.DataFrame([["t", "mlp", "bin8", 100, -1.0, -2.0, 0.0],
+                  ["t", "mlp", "bin8", 1000, 0.1, -0.9, 1.1]], columns=cols).to_csv(
+        tmp_path / "s_dwtruth" / "bias.csv", index=False)
+    text = "\n".join(_miscalibration_section(tmp_path, [tmp_path / "s",
+                                                        tmp_path / "s_dwtruth"]))
+    assert "-4.00 [-5.41, -2.59]" in text  # half-widths 1 and 1 in quadrature
+    assert "1 of 2 cells: bin8 N = 100 (-4.00 pp)" in text
