@@ -91,6 +91,7 @@ def test_algorithm_2_clips_or_rejects():
             pts = data.points[pol]
             end = pts.g + pts.dg
             assert end.min() >= truth.g_min - 1e-15 and end.max() <= truth.g_max + 1e-15
+    assert len(clipped.points["set"]) == 4000
     # clipping keeps changes ending exactly on a bound; rejection never does
     on_bound = [np.isclose(d.points["set"].g + d.points["set"].dg, truth.g_max, rtol=0,
                            atol=1e-15).mean() for d in (clipped, rejected)]

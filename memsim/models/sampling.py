@@ -35,9 +35,11 @@ def sample_points(model: DeviceModel, n: int, seed: int,
             m = 2 * (n - have) + 16
             g = rng.uniform(model.g_min, model.g_max, m)
             dg = model.sample_dg(pol, g, rng)
-            if mode == "clip":
+            if mode == "clip":  # every draw is kept (no test: rounding could drop a bound)
                 dg = np.clip(g + dg, model.g_min, model.g_max) - g
-            ok = (g + dg >= model.g_min) & (g + dg <= model.g_max)
+                ok = np.ones(len(g), dtype=bool)
+            else:
+                ok = (g + dg >= model.g_min) & (g + dg <= model.g_max)
             gs.append(g[ok])
             dgs.append(dg[ok])
             have += int(ok.sum())

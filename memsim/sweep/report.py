@@ -237,53 +237,44 @@ def bias_markdown(table: pd.DataFrame) -> str:
 # ---------------------------------------------------------------------- figures
 
 
-def plot_bias_vs_n(table: pd.DataFrame):
+def _plot_vs_n(table: pd.DataFrame, value: str, low: str, high: str, ylabel: str,
+               reference: float, log_y: bool = False):
+    """One panel per truth x network: ``value`` against N per method, with its interval."""
     import matplotlib.pyplot as plt
 
     panels = list(table.groupby(["truth", "network"], sort=True))
     fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.4), squeeze=False)
     for ax, ((truth, net), g) in zip(axes[0], panels, strict=True):
-        for i, (method, gm) in enumerate(g.groupby("method", sort=True)):
-            gm = gm.sort_values("n")
-            x = gm["n"].to_numpy() * (1 + 0.03 * (i - 1))  # small offset: bands stay visible
-            ax.plot(x, gm["bias_pp"], marker="o", label=method)
-            ax.fill_between(x, gm["ci_low"], gm["ci_high"], alpha=0.15)
-        ax.axhline(0, color="k", lw=0.8)
-        ax.set_xscale("log")
-        ax.set_xlabel("N (points per polarity)")
-        ax.set_ylabel("modeling bias [pp]  (fitted − truth accuracy)")
         ax.set_title(f"{truth}, {net}")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_unpredictability(table: pd.DataFrame):
-    import matplotlib.pyplot as plt
-
-    panels = list(table.groupby(["truth", "network"], sort=True))
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.2), squeeze=False)
-    for ax, ((truth, net), g) in zip(axes[0], panels, strict=True):
-        ax.set_title(f"{truth}, {net}")
-        if not (g["sd_ratio"] > 0).any():  # one data seed: no spread to compare
-            ax.text(0.5, 0.5, "fewer than two fitted tables per cell", ha="center",
+        if not g[value].notna().any():  # e.g. one data seed: no spread to compare
+            ax.text(0.5, 0.5, "no estimate in this design", ha="center",
                     transform=ax.transAxes)
             continue
         for i, (method, gm) in enumerate(g.groupby("method", sort=True)):
             gm = gm.sort_values("n")
-            x = gm["n"].to_numpy() * (1 + 0.03 * (i - 1))
-            ax.plot(x, gm["sd_ratio"], marker="o", label=method)
-            ax.fill_between(x, gm["sd_ratio_low"], gm["sd_ratio_high"], alpha=0.15)
-        ax.axhline(1, color="k", lw=0.8)
+            x = gm["n"].to_numpy() * (1 + 0.03 * (i - 1))  # small offset: bands stay visible
+            ax.plot(x, gm[value], marker="o", label=method)
+            ax.fill_between(x, gm[low], gm[high], alpha=0.15)
+        ax.axhline(reference, color="k", lw=0.8)
         ax.set_xscale("log")
-        ax.set_yscale("log")
+        if log_y:
+            ax.set_yscale("log")
         ax.set_xlabel("N (points per polarity)")
-        ax.set_ylabel("SD of table biases / SD from run noise")
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_bias_vs_n(table: pd.DataFrame):
+    return _plot_vs_n(table, "bias_pp", "ci_low", "ci_high",
+                      "modeling bias [pp]  (fitted − truth accuracy)", 0.0)
+
+
+def plot_unpredictability(table: pd.DataFrame):
+    return _plot_vs_n(table, "sd_ratio", "sd_ratio_low", "sd_ratio_high",
+                      "SD of table biases / SD from run noise", 1.0, log_y=True)
 
 
 def plot_metric_vs_bias(cells: pd.DataFrame, corr: pd.DataFrame):
