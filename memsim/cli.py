@@ -242,6 +242,43 @@ def bias_sweep_cmd(spec_file, epochs, subset, seeds, data_seeds, sizes, truths, 
     click.echo(f"wrote {result}")
 
 
+@main.command("ablate")
+@click.argument("spec_file", type=click.Path(dir_okay=False))
+@click.option("--epochs", type=int, help="epochs of every network")
+@click.option("--subset", type=int, help="use N training examples")
+@click.option("--seeds", type=int, help="number of training seeds (0..K-1)")
+@click.option("--jobs", type=int, help="processes for training batches")
+@click.option("--ensemble", type=int, help="seeds per batched pass")
+@click.option("--compute", "--device", "compute", default="auto", show_default=True,
+              help="where to compute: auto, cpu or cuda")
+@click.option("--out", type=click.Path(file_okay=False))
+@click.option("--no-progress", is_flag=True)
+@handle_errors
+def ablate_cmd(spec_file, epochs, subset, seeds, jobs, ensemble, compute, out, no_progress):
+    """Which device imperfection costs the most accuracy: the base network trained on each
+    variant of its device (imperfections switched off) over several seeds.
+
+    Resumable: rerunning the same command skips every finished training batch.
+    """
+    from .ablate import parse_ablation_spec, run_ablation
+    from .io.schema import load_yaml
+    from .train.trainer import pick_device
+
+    if seeds is not None and seeds < 1:
+        raise MemsimError(f"--seeds must be at least 1, not {seeds}")
+    raw = merge_flags(load_yaml(spec_file), {
+        "seeds": list(range(seeds)) if seeds else None, "jobs": jobs, "ensemble": ensemble})
+    overrides = merge_flags({}, {"subset": subset, "training": {"epochs": epochs}})
+    spec = parse_ablation_spec(raw, spec_file, overrides)
+    if out is not None:
+        spec.out = out
+    result = run_ablation(spec, pick_device(compute), progress=not no_progress,
+                          log=lambda msg: click.echo(msg, err=True))
+    click.echo((result / "ablation.md").read_text())
+    click.echo((result / "ranking.md").read_text())
+    click.echo(f"wrote {result}")
+
+
 @main.command("grid")
 @click.argument("spec_file", type=click.Path(dir_okay=False))
 @click.option("--network", "networks", multiple=True, help="only these networks of the grid")

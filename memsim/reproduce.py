@@ -93,6 +93,20 @@ def run_sweeps(specs: list[Path], over: dict, log) -> list[Path]:
     return outs
 
 
+def run_ablations(specs: list[Path], over: dict, log) -> list[Path]:
+    """``over``: per spec file, keys written over the ablation spec (its ``overrides`` of the
+    base train spec merge key by key)."""
+    from .ablate import parse_ablation_spec, run_ablation
+
+    outs = []
+    for path in specs:
+        t0 = time.perf_counter()
+        spec = parse_ablation_spec(deep_merge(load_yaml(path), over.get(path.name, {})), path)
+        outs.append(run_ablation(spec, "cuda" if _cuda() else "cpu", progress=False, log=log))
+        log(f"ablation {spec.name}: {time.perf_counter() - t0:.0f} s")
+    return outs
+
+
 def run_fidelity(plan: dict | None, log) -> None:
     """The fit-fidelity benchmark on the shipped measured LUTs, into results/fidelity."""
     if not plan:
@@ -152,10 +166,12 @@ def main(argv=None) -> int:
         run_grids(stage("grids"), over, log)
         over = plan.get("sweeps", {}).get("reduced", {}) if reduced else {}
         sweeps = run_sweeps(stage("sweeps"), over, log)
+        over = plan.get("ablations", {}).get("reduced", {}) if reduced else {}
+        ablations = run_ablations(stage("ablations"), over, log)
         from .results_readme import write_results_readme
 
         write_results_readme(ROOT / "results", sweeps, args.scale,
-                             time.perf_counter() - t_start)
+                             time.perf_counter() - t_start, ablations)
         log("wrote results/README.md")
     except MemsimError as err:
         print(f"memsim: error: {err}", file=sys.stderr)

@@ -46,7 +46,12 @@ def check_contract(name: str, device: str = "cpu") -> None:
             # programming reaches its targets: exactly where the range is the model's, and for
             # the typical device of a physics model (others may not reach them: d2d spread)
             err = (g.cpu().double() - mid.double()).abs() / (hi - lo)
-            assert float(err.max() if pop.clips else err.median()) < (1e-6 if pop.clips else 0.01)
+            if pop.clips:
+                assert float(err.max()) < 1e-6
+            elif pop.exact_programming:
+                assert float(err.median()) < 0.01
+            else:  # open loop: the population's median lands near the target
+                assert abs(float(g.double().median()) - (lo + hi) / 2) < 0.15 * (hi - lo)
         for pop in pops:
             total = 0
             for r in range(5):

@@ -120,7 +120,13 @@ def test_train_cli_writes_outputs(runner, tmp_path):
     ("network: {sizes: [784, 100, 7]}\n", "output size 7 does not fit mnist"),
     ("training: {lr: -0.1}\n", "key 'training.lr': must be positive"),
     ("training: {epoch: 3}\n", "unknown key (did you mean 'epochs'?)"),
-    ("network: {kind: cnn}\n", "key 'network.kind': must be one of"),
+    ("network: {kind: transformer}\n", "key 'network.kind': must be one of"),
+    ("network: {kind: mlp, conv: [8]}\n", "has no conv layers"),
+    ("network: {kind: bcnn, conv: [pool, 8]}\n", "'pool' must follow a conv layer"),
+    ("network: {kind: bcnn, conv: [8, 0]}\n", "entries are channel counts"),
+    ("network: {kind: cnn, conv: [4, pool, 4, pool, 4, pool, 4, pool, 4, pool]}\n",
+     "too many pools"),
+    ("network: {kind: cnn}\ntraining: {algorithm: pulse_trains}\n", "linear layers only"),
     ("mapping: {policy: sideways}\n", "key 'mapping.policy'"),
 ])
 def test_bad_train_specs_fail_before_training(runner, tmp_path, body, expected):

@@ -9,7 +9,7 @@ nominal pulse, the population holding every device of a network, and a one-word 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -43,6 +43,8 @@ class DeviceKind(ABC):
     path_fields: ClassVar[tuple[str, ...]] = ()  # settings that name files
     polarities: ClassVar[tuple[str, ...]] = ("set", "reset")  # the pulses it accepts
     noisy: ClassVar[bool] = True  # different seeds give different devices
+    # imperfection -> the settings that switch it off (what ``memsim ablate`` varies)
+    switches: ClassVar[dict[str, dict]] = {}
 
     @classmethod
     def example(cls) -> DeviceKind:
@@ -75,6 +77,23 @@ class DeviceKind(ABC):
 
     def describe(self) -> str:
         return self.kind
+
+    def switched(self, states: dict[str, bool]) -> DeviceKind:
+        """A copy with imperfections switched: ``{name: False}`` applies the settings that turn
+        ``name`` off, ``{name: True}`` keeps this device's own; ``all`` sets every switch first,
+        so ``{all: False, d2d: True}`` is d2d alone."""
+        unknown = [k for k in states if k != "all" and k not in self.switches]
+        if unknown:
+            names = ", ".join([*self.switches, "all"]) if self.switches else "none"
+            raise MemsimError(f"unknown switch {unknown[0]!r} for a {self.kind} device (its "
+                              f"switches: {names})")
+        off = {k: False for k in self.switches} if states.get("all") is False else {}
+        off.update({k: v for k, v in states.items() if k != "all"})
+        changes = {}
+        for name, on in off.items():
+            if not on:
+                changes.update(self.switches[name])
+        return replace(self, **changes)
 
     def resolved(self, relto: Path | None = None) -> dict:
         """The settings as written to an output's spec.yaml (paths relative to ``relto``)."""

@@ -106,6 +106,9 @@ class NeuroSimPopulation(Population):
 @dataclass
 class NeuroSimKind(DeviceKind):
     kind: ClassVar[str] = "neurosim"
+    switches: ClassVar[dict[str, dict]] = {
+        "c2c": {"c2c": 0.0}, "d2d": {"d2d": 0.0},
+        "nonlinearity": {"nonlinearity_set": 0.0, "nonlinearity_reset": 0.0}}
     levels: int = 500
     g_min: float = 0.0
     g_max: float = 1.0

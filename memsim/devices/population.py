@@ -122,6 +122,7 @@ class Population(ABC):
     it the truncated distribution does not exist)."""
 
     clips = True  # conductances stay within [g_min, g_max]
+    exact_programming = True  # program() reaches its targets (write-verify)
     bounds = "clip"
 
     def __init__(self, shape, device="cpu", seed: int = 0, dtype=torch.float32):
@@ -157,6 +158,12 @@ class Population(ABC):
             m = mask.reshape(-1)
             self.g.copy_(torch.where(m, new, self.g))
         self._after_program(mask)
+
+    def budget_used(self) -> torch.Tensor | None:
+        """Per device, the share of its pulse budget used since it was programmed, for models
+        whose range is a pulse count (a refresh then re-forms spent devices); None: the
+        refresh judges saturation by conductance."""
+        return None
 
     def _after_program(self, mask) -> None:  # noqa: B027 - optional hook
         """Hook for models with hidden state (pulse counters, noise state) to re-sync."""

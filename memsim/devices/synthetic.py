@@ -20,9 +20,11 @@ class SyntheticPopulation(Population):
     """Devices following a synthetic Gaussian-profile model, optionally with device-to-device
     variability: each device's mean and spread scaled by a factor ~ N(1, d2d^2) drawn once."""
 
-    def __init__(self, model, shape, device="cpu", seed=0, dtype=torch.float32, d2d=0.0):
+    def __init__(self, model, shape, device="cpu", seed=0, dtype=torch.float32, d2d=0.0,
+                 noise: bool = True):
         super().__init__(shape, device, seed, dtype)
         self.model = model
+        self.noise = noise  # off: every pulse the mean step (the draws still made)
         self.g_min, self.g_max = float(model.g_min), float(model.g_max)
         self.g.fill_(self.g_min)
         self.scale = None
@@ -41,7 +43,7 @@ class SyntheticPopulation(Population):
             sd = torch.where(is_set, self.model.stds["set"](g), self.model.stds["reset"](g))
         scale = None if self.scale is None else (
             self.scale if idx is None else self.scale.index_select(0, idx))
-        sd = sd.clamp_(min=0)
+        sd = sd.clamp_(min=0) if self.noise else sd.zero_()
 
         def draw(pos=None):
             m, s = (mu, sd) if pos is None else (mu.index_select(0, pos), sd.index_select(0, pos))
@@ -68,8 +70,10 @@ class SyntheticKind(ModelBackedKind):
     kind: ClassVar[str] = "synthetic"
     path_fields: ClassVar[tuple[str, ...]] = ('preset',)
     model_type: ClassVar[type] = SyntheticDevice
+    switches: ClassVar[dict[str, dict]] = {"noise": {"noise": False}, "d2d": {"d2d": 0.0}}
     preset: str = ""
     d2d: float = 0.0
+    noise: bool = True  # cycle-to-cycle noise of every pulse (off: the mean step)
     bounds: str = "clip"  # a change leaving the range: clip, or reject (redrawn)
     models: list = field(default_factory=list, repr=False)
 
@@ -77,7 +81,8 @@ class SyntheticKind(ModelBackedKind):
     def from_spec(cls, sec, base) -> SyntheticKind:
         return cls(preset=resolve_ref(sec.take("preset", str), base),
                    d2d=sec.take("d2d", float, 0.0, **nonnegative),
-                   bounds=sec.take("bounds", str, "clip", choices=BOUNDS))
+                   bounds=sec.take("bounds", str, "clip", choices=BOUNDS),
+                   noise=sec.take("noise", bool, True))
 
     @classmethod
     def example(cls) -> SyntheticKind:
@@ -96,7 +101,8 @@ class SyntheticKind(ModelBackedKind):
     def population(self, shape, *, device="cpu", seed: int = 0, choice=None,
                    dtype=torch.float32) -> Population:
         self.load()
-        pop = SyntheticPopulation(self.models[0], shape, device, seed, dtype, self.d2d)
+        pop = SyntheticPopulation(self.models[0], shape, device, seed, dtype, self.d2d,
+                                  self.noise)
         pop.bounds = self.bounds
         return pop
 

@@ -236,15 +236,17 @@ def nominal_dw(step: float, span: float, mapping: Mapping, w_max=None):
     return w_max * (step / span * CELLS[mapping.kind].dw_factor)
 
 
-def layer_ranges(mapping: Mapping, sizes: list[int], init_scale: float = 1.0) -> list[float]:
-    """The weight range w_max of each layer: the mapping's number where it pins one, else
-    ``range_std`` standard deviations of the layer's initial weights. Those are
-    Uniform(+-init_scale / sqrt(fan_in)), std init_scale / sqrt(3 fan_in): the range follows
-    the layer, so a pulse is a similar fraction of every layer's weights. The default 12 was
-    measured: 784-100-10 MLP on the TiOx 1.5 V table, mixed precision, full MNIST, 10 epochs,
-    seed 0, final test accuracy 89.5 / 92.1 / 94.0 / 94.7 / 95.4 / 95.5 / 95.3 % for 2.5 / 4 /
-    6 / 8 / 12 / 16 / 24 standard deviations (94.4 % with w_max = 1 for every layer): a
-    narrow range clips the weights, a wide one wastes the device's few levels."""
+def layer_ranges(mapping: Mapping, fan_ins: list[int], init_scale: float = 1.0
+                 ) -> list[float]:
+    """The weight range w_max of each layer (``fan_ins``: its inputs; a conv layer's are
+    C_in k k): the mapping's number where it pins one, else ``range_std`` standard
+    deviations of the layer's initial weights. Those are Uniform(+-init_scale /
+    sqrt(fan_in)), std init_scale / sqrt(3 fan_in): the range follows the layer, so a pulse is
+    a similar fraction of every layer's weights. The default 12 was measured: 784-100-10 MLP
+    on the TiOx 1.5 V table, mixed precision, full MNIST, 10 epochs, seed 0, final test
+    accuracy 89.5 / 92.1 / 94.0 / 94.7 / 95.4 / 95.5 / 95.3 % for 2.5 / 4 / 6 / 8 / 12 / 16 /
+    24 standard deviations (94.4 % with w_max = 1 for every layer): a narrow range clips the
+    weights, a wide one wastes the device's few levels."""
     if mapping.w_max is not None:
-        return [float(mapping.w_max)] * (len(sizes) - 1)
-    return [mapping.range_std * init_scale / math.sqrt(3 * fi) for fi in sizes[:-1]]
+        return [float(mapping.w_max)] * len(fan_ins)
+    return [mapping.range_std * init_scale / math.sqrt(3 * fi) for fi in fan_ins]

@@ -5,7 +5,8 @@ A train spec (YAML), relative paths relative to the spec file::
     name: mlp_tiox
     dataset: mnist            # mnist | fashion
     subset: null              # N training examples (a fixed shuffle); the test set is whole
-    network: {kind: mlp, hidden: [100], activation: relu}     # or kind: bnn
+    network: {kind: mlp, hidden: [100], activation: relu}     # or kind: bnn, cnn, bcnn
+                              # (conv nets: conv: [32, 32, pool, 64, 64, pool], kernel: 3)
     device: {kind: table, path: ../device_data/xbtorch_tiox/optuna_exp_1.5V}
     mapping: {kind: pair, w_max: auto, range_std: 12, policy: split, max_pulses: 8}
     training: {epochs: 5, batch: 64, optimizer: sgd, lr: 0.1, init_scale: 1.0,
@@ -36,7 +37,8 @@ from ..io.paths import portable
 from ..io.schema import Section, load_yaml
 from .algorithms.registry import ALGORITHMS, parse_algorithm
 from .cells import MAPPINGS, POLICIES, Mapping, pulse_polarities
-from .networks import ACTIVATIONS, NetworkSpec
+from .networks import ACTIVATIONS, POOL, NetworkSpec
+from .networks import KINDS as NETWORK_KINDS
 
 
 @dataclass
@@ -67,7 +69,7 @@ class TrainSpec:
     def resolved(self, relto: Path | None = None) -> dict:
         """The spec as an output's spec.yaml records it (paths relative to ``relto``)."""
         return {"name": self.name, "dataset": self.dataset, "subset": self.subset,
-                "network": {**asdict(self.network), "hidden": list(self.network.hidden)},
+                "network": self.network.to_doc(),
                 "device": self.device.resolved(relto), "mapping": asdict(self.mapping),
                 "training": asdict(self.training), "seeds": list(self.seeds),
                 "out": portable(self.out, relto)}
@@ -81,9 +83,12 @@ def parse_train_spec(data: dict, file=None) -> TrainSpec:
     spec.dataset = sec.take("dataset", str, "mnist", choices=DATASETS)
     spec.subset = sec.take("subset", int, None, check=lambda v: v >= 1, check_msg="must be >= 1")
     net = sec.sub("network", {})
-    kind = net.take("kind", str, "mlp", choices=("mlp", "bnn"))
-    hidden = net.number_list("hidden", [100] if kind == "mlp" else [500], integer=True,
-                             positive=True, nonempty=False)
+    kind = net.take("kind", str, "mlp", choices=NETWORK_KINDS)
+    hidden = net.number_list("hidden", {"mlp": [100], "bnn": [500]}.get(kind, [128]),
+                             integer=True, positive=True, nonempty=False)
+    conv = parse_conv(net, kind)
+    kernel = net.take("kernel", int, 3, check=lambda v: v >= 1 and v % 2 == 1,
+                      check_msg="must be an odd number >= 1")
     if net.has("sizes"):
         spec.sizes = net.number_list("sizes", integer=True, positive=True)
         if len(spec.sizes) < 2:
@@ -93,7 +98,7 @@ def parse_train_spec(data: dict, file=None) -> TrainSpec:
         net.take("sizes", None, None)
     activation = net.take("activation", str, "relu", choices=tuple(ACTIVATIONS))
     net.done()
-    spec.network = NetworkSpec(kind, tuple(hidden), activation)
+    spec.network = NetworkSpec(kind, tuple(hidden), activation, conv, kernel)
     spec.device = parse_device(sec.take("device", (str, dict), "float"), file, "device", base)
     spec.mapping = parse_mapping(sec.sub("mapping", {}))
     sends = set(pulse_polarities(spec.mapping))
@@ -102,8 +107,13 @@ def parse_train_spec(data: dict, file=None) -> TrainSpec:
                           f"{' and '.join(spec.device.polarities)} pulses; this mapping sends "
                           f"{' and '.join(sorted(sends))} (use policy "
                           f"{spec.device.polarities[0]})", file, "key 'mapping.policy'")
-    spec.training = parse_training(sec.sub("training", {}), TrainSettings(
-        optimizer="sgd" if kind == "mlp" else "adam", lr=0.1 if kind == "mlp" else 0.005))
+    binarized = spec.network.binarized
+    tr = sec.sub("training", {})
+    spec.training = parse_training(tr, TrainSettings(
+        optimizer="adam" if binarized else "sgd", lr=0.005 if binarized else 0.1))
+    if spec.network.convolutional and ALGORITHMS[spec.training.algorithm["kind"]].needs_outer:
+        raise tr.error("algorithm", f"{spec.training.algorithm['kind']} updates from "
+                                    "per-example outer products: linear layers only")
     if sec.has("seeds"):
         spec.seeds = sec.number_list("seeds", integer=True)
         sec.take("seed", int, None)
@@ -114,6 +124,23 @@ def parse_train_spec(data: dict, file=None) -> TrainSpec:
                                          else out)
     sec.done()
     return spec
+
+
+def parse_conv(net: Section, kind: str) -> tuple:
+    """A conv net's layers: output channels of each conv layer, ``pool`` for 2x2 max pooling
+    after the layer before (e.g. ``[32, 32, pool, 64, 64, pool]``)."""
+    if kind not in ("cnn", "bcnn"):
+        if net.has("conv"):
+            raise net.error("conv", f"a {kind} network has no conv layers (use cnn or bcnn)")
+        net.take("conv", None, None)
+        return ()
+    value = net.take("conv", list, [32, 32, POOL, 64, 64, POOL])
+    for v in value:
+        if v != POOL and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise net.error("conv", f"entries are channel counts or {POOL!r}, found {v!r}")
+    if not any(v != POOL for v in value):
+        raise net.error("conv", "needs at least one conv layer")
+    return tuple(value)
 
 
 def parse_mapping(mp: Section) -> Mapping:
@@ -199,6 +226,10 @@ def load_train_spec(path) -> TrainSpec:
 
 def check_against_data(spec: TrainSpec, data: Dataset, file=None) -> None:
     """Refuse layer sizes that do not fit the data, before any training."""
+    try:
+        spec.network.layers(data.n_features, data.n_classes)
+    except MemsimError as err:
+        raise MemsimError(err.problem, file, "key 'network.conv'") from None
     if spec.sizes is not None:
         if spec.sizes[0] != data.n_features:
             raise MemsimError(f"network input size {spec.sizes[0]} does not fit {spec.dataset}"

@@ -150,13 +150,20 @@ class DeviceArray:
 
     def refresh(self, w: torch.Tensor) -> torch.Tensor | None:
         """Re-program saturated weights to ``w`` with free range; returns their mask."""
-        sat = self.cell.saturated(self.pop.g, self.size)
+        budget = self.pop.budget_used()
+        if budget is not None:  # a device that counts its pulses: re-form a spent one
+            if self.cell.saturated(self.pop.g, self.size) is None:
+                return None
+            limit = self.mapping.refresh_threshold
+            sat = (budget.view(self.per_weight, self.size) > limit).any(dim=0)
+        else:
+            sat = self.cell.saturated(self.pop.g, self.size)
         if sat is None or not bool(sat.any()):
             return None
         g = self.pop.g.view(self.per_weight, self.size)
         targets = self.cell.targets(w)
-        # only pairs that re-programming actually frees (a |w| at w_max stays where it is)
-        sat &= ((targets - g).abs() > 0.01 * self.span).any(dim=0)
+        if budget is None:  # only pairs that re-programming frees (|w| at w_max stays put)
+            sat &= ((targets - g).abs() > 0.01 * self.span).any(dim=0)
         count = int(sat.sum())
         if not count:
             return None

@@ -51,10 +51,11 @@ class Trainer:
         self.seeds = list(spec.seeds)
         members = len(self.seeds)
         pop_seed = self.seeds[0] if population_seed is None else population_seed
-        sizes = spec.network.sizes(data.n_features, data.n_classes)
-        ranges = layer_ranges(spec.mapping, sizes, spec.training.init_scale)
+        layers = spec.network.layers(data.n_features, data.n_classes)
+        ranges = layer_ranges(spec.mapping, [la.fan_in for la in layers],
+                              spec.training.init_scale)
         if self.device.is_float:
-            bnn = spec.network.kind == "bnn"  # a BNN's latent weights live within the range
+            bnn = spec.network.binarized  # a BNN's latent weights live within the range
 
             def factory(shapes):
                 return FloatSynapses(shapes, members, compute, ranges, clip=bnn)

@@ -1,0 +1,137 @@
+"""Ablation specs: what ``memsim ablate SPEC.yaml`` reads.
+
+An ablation trains one base network on variants of its device, each with some imperfections
+switched off (the switches a device kind declares: ``DeviceKind.switches``), over several
+seeds. Relative paths are relative to the spec file::
+
+    name: ablate_hfox
+    base: bnn_hfox_published.yaml     # a train spec (file, or an inline mapping)
+    overrides: {subset: 20000}        # optional: written over the base spec
+    seeds: [0, 1, 2]                  # training seeds: every variant trains each
+    variants:                         # name + switches (on / off); `all` sets every switch
+      - {name: no_d2d, d2d: off}
+      - {name: no_rtn, rtn: off}
+      - {name: only_d2d, all: off, d2d: on}
+    ensemble: 3                       # seeds trained in one vectorized pass
+    jobs: 1                           # processes
+    out: ../results/ablate_hfox
+
+Two variants are always added: ``full`` (the base device, every imperfection) and ``none``
+(every switch off); each variant is compared with both, seed by seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import MemsimError
+from ..io.schema import Section, deep_merge, load_yaml
+from ..train.spec import TrainSpec, parse_train_spec
+
+FULL, NONE = "full", "none"
+
+
+@dataclass
+class Variant:
+    name: str
+    states: dict[str, bool]  # switch -> on/off, as written
+
+    def off(self, switches) -> list[str]:
+        """The switches (of ``switches``) this variant turns off."""
+        default = self.states.get("all") is not False
+        return [s for s in switches if self.states.get(s, default) is False]
+
+
+@dataclass
+class AblationSpec:
+    name: str
+    base: TrainSpec
+    variants: list[Variant]
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    ensemble: int = 4
+    jobs: int = 1
+    out: str | None = None
+    file: str | None = None
+
+    def device(self, variant: Variant):
+        """The base device with the variant's switches applied."""
+        return self.base.device.switched(variant.states)
+
+    def train_spec(self, variant: Variant, seeds: list[int]) -> TrainSpec:
+        from dataclasses import replace
+
+        return replace(self.base, name=f"{self.name}:{variant.name}",
+                       device=self.device(variant), seeds=list(seeds), out=None)
+
+
+def parse_ablation_spec(data: dict, file=None, overrides: dict | None = None) -> AblationSpec:
+    """Everything is checked here, before any training: the base spec, each variant's name
+    (unique, not a reserved one) and switches (known to the base device's kind, on or off)."""
+    sec = Section(data, file)
+    base_dir = Path(file).parent if file is not None else None
+    name = sec.take("name", str, Path(file).stem if file else "ablation")
+    base_value = sec.take("base", (str, dict))
+    if isinstance(base_value, str):
+        base_file = Path(base_value) if base_dir is None or Path(base_value).is_absolute() \
+            else base_dir / base_value
+        if not base_file.exists():
+            raise MemsimError(f"base train spec {base_value!r} not found", file, "key 'base'")
+        base_doc, base_where = load_yaml(base_file), base_file
+    else:
+        base_doc, base_where = base_value, file
+    base_doc = deep_merge(base_doc, sec.take("overrides", dict, {}))
+    base_doc = deep_merge(base_doc, overrides or {})
+    base_doc.pop("out", None)  # the ablation writes its own outputs
+    base = parse_train_spec(base_doc, base_where)
+    if base.device.is_float or not base.device.switches:
+        raise MemsimError(f"the {base.device.kind} device has no imperfection switches to "
+                          "ablate", file, "key 'base'")
+    seeds = sec.number_list("seeds", [0, 1, 2], integer=True)
+    if len(set(seeds)) != len(seeds):
+        raise sec.error("seeds", "repeats a seed")
+    raw = sec.take("variants", list)
+    if not raw:
+        raise sec.error("variants", "is empty: name at least one variant")
+    variants = [Variant(FULL, {}), Variant(NONE, {"all": False})]
+    for i, item in enumerate(raw):
+        where = f"variants[{i}]"
+        if not isinstance(item, dict):
+            raise MemsimError(f"must be a mapping with a name and switches, not {item!r}",
+                              file, f"key {where!r}")
+        vs = Section(item, file, where)
+        vname = vs.take("name", str)
+        if vname in (FULL, NONE):
+            raise vs.error("name", f"{vname!r} is reserved (the base device and every switch "
+                                   "off are always run)")
+        if vname in {v.name for v in variants}:
+            raise vs.error("name", f"duplicate variant name {vname!r}")
+        states = {}
+        for key in item:
+            if key == "name":
+                continue
+            if key != "all" and key not in base.device.switches:
+                raise vs.error(key, f"unknown switch for a {base.device.kind} device (its "
+                                    f"switches: {', '.join([*base.device.switches, 'all'])})")
+            states[key] = vs.take(key, bool)
+        if not states:
+            raise vs.error("name", f"variant {vname!r} switches nothing")
+        vs.done()
+        variants.append(Variant(vname, states))
+    spec = AblationSpec(name, base, variants, seeds,
+                        ensemble=sec.take("ensemble", int, 4, check=lambda v: v >= 1,
+                                          check_msg="must be >= 1"),
+                        jobs=sec.take("jobs", int, 1, check=lambda v: v >= 1,
+                                      check_msg="must be >= 1"),
+                        file=str(file) if file is not None else None)
+    out = sec.take("out", str, None)
+    spec.out = None if out is None else (str(base_dir / out) if base_dir and not
+                                         Path(out).is_absolute() else out)
+    sec.done()
+    for v in variants:  # every variant's device must build
+        spec.device(v)
+    return spec
+
+
+def load_ablation_spec(path, overrides: dict | None = None) -> AblationSpec:
+    return parse_ablation_spec(load_yaml(path), path, overrides)
