@@ -449,7 +449,18 @@ def _ablation_section(ablations: list[Path]) -> list[str]:
         rank = pd.read_csv(out / "ranking.csv") if (out / "ranking.csv").stat().st_size > 1 \
             else pd.DataFrame()
         seeds = int(table["seeds"].max())
-        lines += [f"## Ablation: `{out.name}`", "",
+        import yaml
+
+        base = yaml.safe_load((out / "ablation_spec.yaml").read_text())["base"]
+        net = base["network"]
+        layers = (f"conv {' '.join(map(str, net['conv']))}, " if "conv" in net else "") + \
+            f"hidden {net['hidden']}"
+        setting = (f"Base: a {net['kind']} ({layers}) on `{base['device']['kind']}` devices, "
+                   f"{base['dataset']} ({base['subset'] or 60000} training images), "
+                   f"{base['training']['epochs']} epochs, batch {base['training']['batch']}."
+                   + (" Fashion-MNIST stands in for the study's CIFAR-10, which no package "
+                      "registry here provides." if base["dataset"] == "fashion" else ""))
+        lines += [f"## Ablation: `{out.name}`", "", setting, "",
                   (out / "ablation.md").read_text().split("\n", 2)[2].strip(), "",
                   f"![ablation]({out.name}/ablation.png)", "", "Ranking of single removals "
                   "(gain = accuracy with the imperfection off minus the full device):", "",
