@@ -140,6 +140,9 @@ def ranking_markdown(rank: pd.DataFrame, seeds: int) -> str:
                 f"pp over the full device ({seeds} seeds, paired by seed, 95 % t-interval), "
                 "but that interval includes 0: at this scale no single removal is shown to "
                 "help. ")
+    if seeds < 5:
+        text += ("(The bootstrap share of first places resamples only "
+                 f"{seeds} seeds: read it as a rough indication.) ")
     if seeds < 2:
         text += "With one seed there are no intervals: the ranking is not tested."
     elif tied:
