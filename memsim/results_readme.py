@@ -479,7 +479,7 @@ def _claim_check(rank: pd.DataFrame, seeds: int) -> str:
                 f"({top['gain_pp']:+.2f} pp); removing d2d gains {gain}, {vs} less (the "
                 "interval excludes 0).")
     return (f"**not supported at this scale, not excluded.** Removing {top['switched off']} "
-            f"gains the most ({top['gain_pp']:+.2f} pp); removing d2d gains {gain}, {vs} "
+            f"ranks first by mean gain ({top['gain_pp']:+.2f} pp); removing d2d gains {gain}, {vs} "
             "against it: the order of the two is not resolved.")
 
 
@@ -512,6 +512,32 @@ def _ablation_section(ablations: list[Path]) -> list[str]:
     return lines
 
 
+def _on_record(root: Path, ablations: list[Path]) -> list[str]:
+    """Larger runs kept in results/ that the reduced reproduce does not rerun: full-scale
+    trainings (`memsim train`, the whole training set) and other ablations."""
+    runs = []
+    for path in sorted(root.glob("train/*/summary.csv")):
+        summary = pd.read_csv(path)
+        if int(summary["subset"].iloc[0]) >= 60000:
+            r = summary.iloc[0]
+            runs.append(f"- `train/{path.parent.name}`: {r['network']} on {r['device']}, "
+                        f"{int(r['epochs'])} epochs on all {int(r['subset'])} training "
+                        f"images: final test accuracy {100 * r['final_test_acc']:.2f} %, mean "
+                        f"of the last {int(r['k'])} epochs {100 * r['last_k_test_acc']:.2f} % "
+                        f"({r['seconds'] / 60:.1f} min on {r['compute']}).")
+    known = {Path(a).name for a in ablations}
+    extra = [p.parent for p in sorted(root.glob("*/ablation.csv")) if p.parent.name not in known]
+    if not runs and not extra:
+        return []
+    lines = ["## Larger runs on record", "",
+             "Written by `memsim train experiments/NAME.yaml` and `memsim ablate "
+             "experiments/NAME.yaml` (each directory keeps its spec), not rerun by the reduced "
+             "`make reproduce`.", ""]
+    lines += runs + ([""] if runs else [])
+    return lines + [ln.replace("## Ablation:", "### Ablation:") for ln in
+                    _ablation_section(extra)]
+
+
 def write_results_readme(root: Path, sweeps: list[Path], scale: str, seconds: float,
                          ablations: list[Path] | None = None) -> None:
     import torch
@@ -542,6 +568,7 @@ def write_results_readme(root: Path, sweeps: list[Path], scale: str, seconds: fl
     lines += _families_section([s for s in sweeps if not Path(s).name.endswith(TWIN)])
     lines += _miscalibration_section(root, sweeps)
     lines += _ablation_section(ablations or [])
+    lines += _on_record(root, ablations or [])
     lines += ["## Scale", ""]
     for out in sweeps:
         import yaml
