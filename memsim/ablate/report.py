@@ -38,13 +38,14 @@ def t_interval(x: np.ndarray, level: float = LEVEL) -> tuple[float, float, float
     return m, m - half, m + half
 
 
-def member_runs(batches: list[dict], store) -> pd.DataFrame:
-    """One row per (variant, seed): final and last-k test accuracy (%), pulses, refreshes."""
+def member_runs(batches: list[dict], store, report_last: int = 3) -> pd.DataFrame:
+    """One row per (variant, seed): final and last-k test accuracy (%, k the base spec's
+    ``report_last``), pulses, refreshes."""
     rows = []
     for b in batches:
         h = pd.DataFrame(store.get("batches", b["key"])["history"])
         last = int(h["epoch"].max())
-        k = min(3, last)
+        k = min(report_last, last)
         tail = h[h["epoch"] > last - k].groupby("seed")["test_acc"].mean()
         for r in h[h["epoch"] == last].itertuples():
             rows.append({"variant": b["variant"], "off": " ".join(b["off"]) or "-",
@@ -181,7 +182,7 @@ def plot_ablation(table: pd.DataFrame):
 
 def write_ablation_report(spec: AblationSpec, batches: list[dict], store, out: Path
                           ) -> pd.DataFrame:
-    runs = member_runs(batches, store)
+    runs = member_runs(batches, store, spec.base.training.report_last)
     table = ablation_table(runs, [v.name for v in spec.variants])
     rank = ranking(runs)
     write_csv(out / "runs.csv", runs)

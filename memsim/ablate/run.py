@@ -53,12 +53,12 @@ def run_batch(batch: dict, spec: AblationSpec, store: SweepStore, compute: str =
     """Train one variant's seed chunk; its per-epoch history goes to the store."""
     import time
 
-    from ..sweep.tasks import _dataset
+    from ..sweep.tasks import worker_dataset
     from ..train.trainer import Trainer
 
     variant = {v.name: v for v in spec.variants}[batch["variant"]]
     tspec = spec.train_spec(variant, batch["seeds"])
-    data = _dataset(tspec.dataset, tspec.subset, compute)
+    data = worker_dataset(tspec.dataset, tspec.subset, compute)
     t0 = time.perf_counter()
     history = Trainer(tspec, data, compute, population_seed=batch["population_seed"]).run(
         progress=False)

@@ -82,7 +82,7 @@ def run_fit_cell(cell: dict, store: SweepStore) -> dict:
 _DATA_CACHE: dict = {}
 
 
-def _dataset(name: str, subset, compute: str):
+def worker_dataset(name: str, subset, compute: str):
     """The dataset of a worker process, loaded once per (dataset, subset, compute)."""
     key = (name, subset, compute)
     if key not in _DATA_CACHE:
@@ -126,7 +126,7 @@ def run_batch(batch: dict, spec_doc: dict, store: SweepStore, compute: str = "cp
     tspec = TrainSpec(name=f"{spec.name}:{batch['key'][:8]}", dataset=spec.dataset,
                       subset=spec.subset, network=net.spec, device=device, mapping=mapping,
                       training=net.training, seeds=[mb.train_seed for mb in members])
-    trainer = Trainer(tspec, _dataset(spec.dataset, spec.subset, compute), compute,
+    trainer = Trainer(tspec, worker_dataset(spec.dataset, spec.subset, compute), compute,
                       device=device, choice=choice, population_seed=int(batch["key"][:8], 16))
     t0 = time.perf_counter()
     history = trainer.run(progress=False)
