@@ -57,6 +57,32 @@ def bench_sampling(model_ref: str = "device_data/xbtorch_tiox/optuna_exp_1.5V",
             "apply_pulses_per_s": applied / dt_apply}
 
 
+def bench_jart(devices: int = 1_000_000, pulses: int = 4, preset: str = "noise_free",
+               device: str = "cpu") -> dict:
+    """JART device-pulses per second (each pulse 100 Euler steps): ``devices`` devices, SET
+    then RESET pulses of all at once; and the same through apply() with mixed signed counts
+    (the training path)."""
+    from .devices.jart import JartKind
+
+    pop = JartKind.from_preset(preset).population(devices, device=device, seed=0)
+    pop.pulse_all("set", 1)  # warm-up: buffers, caches
+    _sync(device)
+    t0 = time.perf_counter()
+    pop.pulse_all("set", pulses // 2)
+    pop.pulse_all("reset", pulses - pulses // 2)
+    _sync(device)
+    dt = time.perf_counter() - t0
+    counts = torch.randint(-2, 3, (devices,), generator=torch.Generator().manual_seed(0))
+    counts = counts.to(device)
+    t1 = time.perf_counter()
+    applied = pop.apply(counts)
+    _sync(device)
+    dt_apply = time.perf_counter() - t1
+    return {"benchmark": "jart", "preset": preset, "device": device, "devices": devices,
+            "device_pulses_per_s": devices * pulses / dt, "seconds": dt,
+            "apply_device_pulses_per_s": applied / dt_apply}
+
+
 def bench_optuna(points: int = 10_000, trials: int = 100, preset: str = "asymmetric") -> dict:
     """Wall time of an Optuna fit (both polarities, ``trials`` each) on ``points`` points."""
     from .fit.optuna_binning import OptunaSettings, fit_optuna

@@ -180,6 +180,7 @@ def train_cmd(spec_file, compute, seed, epochs, subset, out, no_progress):
     summary = result.summary()
     cols = ["name", "device", "algorithm", "seed", "final_test_acc", "last_k_test_acc",
             "pulses_per_weight_mean", "seconds"]
+    cols = [c for c in cols if c in summary.columns]  # a float network sends no pulses
     click.echo(summary[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     click.echo(f"wrote {out_dir}")
 
@@ -279,6 +280,53 @@ def ablate_cmd(spec_file, epochs, subset, seeds, jobs, ensemble, compute, out, n
     click.echo(f"wrote {result}")
 
 
+@main.command("pulse")
+@click.argument("device")
+@click.option("--set", "n_set", type=int, help="K SET pulses")
+@click.option("--reset", "n_reset", type=int, help="K RESET pulses (after the SET ones)")
+@click.option("--sequence", help="signed pulse trains in order, e.g. +1000,-500")
+@click.option("--from-weight", type=float, help="start weight (default 0: mid-range)")
+@click.option("--from-g", type=float, help="start conductance in siemens")
+@click.option("--devices", type=int, default=1, show_default=True, help="devices pulsed")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--compute", "--device-compute", "compute", default="cpu", show_default=True,
+              help="where to compute: auto, cpu or cuda")
+@click.option("--out", type=click.Path(file_okay=False), help="output directory")
+@handle_errors
+def pulse_cmd(device, n_set, n_reset, sequence, from_weight, from_g, devices, seed, compute,
+              out):
+    """Apply pulse trains to DEVICE and write its trajectory (mean and SD over the devices,
+    in conductance and weight, after every pulse).
+
+    DEVICE: anything a train spec's device: accepts (a kind such as hfox, KIND:PRESET such as
+    jart:noise_free, a device YAML, a table file or a synthetic preset).
+    """
+    from .devices.registry import parse_device
+    from .devices.trajectory import parse_sequence, plot_trajectory, pulse_trajectory
+    from .io.storage import save_figure, write_csv
+    from .train.trainer import pick_device
+
+    for flag, value in (("--set", n_set), ("--reset", n_reset)):
+        if value is not None and value < 1:
+            raise MemsimError(f"{flag} must be a positive number of pulses, not {value}")
+    if sequence is not None and (n_set or n_reset):
+        raise MemsimError("give --sequence or --set / --reset, not both")
+    counts = parse_sequence(sequence) if sequence is not None else \
+        [c for c in (n_set, -n_reset if n_reset else None) if c]
+    dev = parse_device(_cwd_path(device) if Path(device).exists() else device,
+                       where="DEVICE", base=Path.cwd())
+    table = pulse_trajectory(dev, counts, devices, from_weight=from_weight, from_g=from_g,
+                             seed=seed, compute=pick_device(compute))
+    out_dir = Path(out or f"results/pulse/{dev.describe().replace(':', '_')}")
+    write_csv(out_dir / "trajectory.csv", table)
+    save_figure(out_dir / "trajectory.png", plot_trajectory(
+        table, f"{device}: {devices} device{'s' if devices > 1 else ''}", counts))
+    last = table.iloc[-1]
+    click.echo(f"after {int(last['pulse'])} pulses: G = {last['g_mean']:.6g} S "
+               f"(SD {last['g_std']:.3g}), w = {last['w_mean']:.6g} (SD {last['w_std']:.3g})")
+    click.echo(f"wrote {out_dir}")
+
+
 @main.command("grid")
 @click.argument("spec_file", type=click.Path(dir_okay=False))
 @click.option("--network", "networks", multiple=True, help="only these networks of the grid")
@@ -354,8 +402,9 @@ def generate_cmd(model, n_points, seed, unit, out):
               help="fidelity: points per polarity, comma-separated")
 @handle_errors
 def bench_cmd(which, device, out, seeds, sizes):
-    """Run benchmarks: sampling, optuna, training, ensemble (default: all), or fidelity (fit
-    methods against measured LUTs, written to a folder)."""
+    """Run benchmarks: sampling, optuna, training, ensemble (default: these four), jart,
+    jart_mixed (JART device-pulses per second, noise-free and realistic mixed), or fidelity
+    (fit methods against measured LUTs, written to a folder)."""
     import pandas as pd
 
     from . import bench
@@ -371,7 +420,9 @@ def bench_cmd(which, device, out, seeds, sizes):
     runs = {"sampling": lambda: bench.bench_sampling(device=device),
             "optuna": lambda: bench.bench_optuna(),
             "training": lambda: bench.bench_training(device=device),
-            "ensemble": lambda: bench.bench_ensemble(device=device)}
+            "ensemble": lambda: bench.bench_ensemble(device=device),
+            "jart": lambda: bench.bench_jart(device=device),
+            "jart_mixed": lambda: bench.bench_jart(preset="realistic_mixed", device=device)}
     unknown = [n for n in names if n not in runs]
     if unknown:
         raise MemsimError(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(runs)}")

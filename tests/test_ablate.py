@@ -38,6 +38,8 @@ def _spec_file(tmp_path, **over):
     ({"variants": [{"name": "a", "rtn": 0.5}]}, "must be"),
     ({"base": {**BASE, "device": "float"}}, "the float device has no imperfection switches"),
     ({"base": "missing.yaml"}, "base train spec 'missing.yaml' not found"),
+    ({"variants": [{"name": "a", "device": "jart:noise_free"}]}, "a jart device in an "
+                                                                "ablation of a hfox device"),
 ])
 def test_bad_ablation_specs_fail_in_one_line_before_training(runner, tmp_path, over, expected):
     path = _spec_file(tmp_path, **over)
@@ -127,8 +129,36 @@ def test_ablation_spec_parses_the_shipped_experiments():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1] / "experiments"
-    for name in ("ablate_hfox.yaml", "ablate_bcnn_hfox_fashion.yaml"):
+    for name in ("ablate_hfox.yaml", "ablate_bcnn_hfox_fashion.yaml", "ablate_jart.yaml"):
         spec = parse_ablation_spec(yaml.safe_load((root / name).read_text()), root / name)
         assert {"full", "none"} < {v.name for v in spec.variants}
     with pytest.raises(MemsimError):
         parse_ablation_spec({"base": BASE, "variants": [{"name": "x", "all": "maybe"}]})
+
+
+def test_variants_with_devices_of_their_own_rank_by_their_cost_alone():
+    """Single imperfections added alone to the imperfection-free device (variants naming a
+    device) are ranked by what each costs against ``none``."""
+    rng = np.random.default_rng(0)
+    none = 90 + rng.normal(0, 1, 6)
+    rows = []
+    for v, cost, off in (("full", 8.0, "-"), ("none", 0.0, "d2d c2c"), ("radius", 4.0, "-"),
+                         ("length", 0.5, "-")):
+        acc = none - cost + (rng.normal(0, 0.2, 6) if v != "none" else 0)
+        rows += [{"variant": v, "off": off, "seed": s, "acc_pct": a} for s, a in enumerate(acc)]
+    rank = ranking(pd.DataFrame(rows))
+    assert list(rank["variant"]) == ["radius", "length"]
+    assert (rank["mode"] == "alone").all()
+    assert rank["gain_pp"].iloc[0] == pytest.approx(4.0, abs=0.5)
+    assert rank["vs_top_ci_high"].iloc[1] < 0
+
+
+def test_jart_ablation_spec_builds_every_configuration():
+    from pathlib import Path
+
+    from memsim.devices.jart import PRESETS
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "ablate_jart.yaml"
+    spec = parse_ablation_spec(yaml.safe_load(path.read_text()), path)
+    described = {spec.device(v).describe() for v in spec.variants}
+    assert described == {f"jart:{name}" for name in PRESETS}

@@ -12,12 +12,16 @@ seeds. Relative paths are relative to the spec file::
       - {name: no_d2d, d2d: off}
       - {name: no_rtn, rtn: off}
       - {name: only_d2d, all: off, d2d: on}
+      - {name: r_disc_d2d, device: jart:d2d_rdisc_realistic}   # or a device of its own
     ensemble: 3                       # seeds trained in one vectorized pass
     jobs: 1                           # processes
     out: ../results/ablate_hfox
 
 Two variants are always added: ``full`` (the base device, every imperfection) and ``none``
-(every switch off); each variant is compared with both, seed by seed.
+(every switch off); each variant is compared with both, seed by seed. A variant may name a
+``device:`` of its own (anything a train spec's ``device:`` accepts, of the base's kind): the
+way to ablate configurations that are settings rather than switches (the JART study's single
+noise sources, each added alone to the noise-free device).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ FULL, NONE = "full", "none"
 class Variant:
     name: str
     states: dict[str, bool]  # switch -> on/off, as written
+    device: object = None  # a device of its own (DeviceKind) instead of the base's
 
     def off(self, switches) -> list[str]:
         """The switches (of ``switches``) this variant turns off."""
@@ -55,8 +60,9 @@ class AblationSpec:
     file: str | None = None
 
     def device(self, variant: Variant):
-        """The base device with the variant's switches applied."""
-        return self.base.device.switched(variant.states)
+        """The base device (or the variant's own) with the variant's switches applied."""
+        device = variant.device if variant.device is not None else self.base.device
+        return device.switched(variant.states) if variant.states else device
 
     def train_spec(self, variant: Variant, seeds: list[int]) -> TrainSpec:
         from dataclasses import replace
@@ -107,17 +113,26 @@ def parse_ablation_spec(data: dict, file=None, overrides: dict | None = None) ->
         if vname in {v.name for v in variants}:
             raise vs.error("name", f"duplicate variant name {vname!r}")
         states = {}
+        own = None
+        if "device" in item:
+            from ..devices.registry import parse_device
+
+            own = parse_device(vs.take("device", (str, dict)), file, f"{where}.device",
+                               base_dir)
+            if own.kind != base.device.kind:
+                raise vs.error("device", f"a {own.kind} device in an ablation of a "
+                                         f"{base.device.kind} device")
         for key in item:
-            if key == "name":
+            if key in ("name", "device"):
                 continue
             if key != "all" and key not in base.device.switches:
                 raise vs.error(key, f"unknown switch for a {base.device.kind} device (its "
                                     f"switches: {', '.join([*base.device.switches, 'all'])})")
             states[key] = vs.take(key, bool)
-        if not states:
+        if not states and own is None:
             raise vs.error("name", f"variant {vname!r} switches nothing")
         vs.done()
-        variants.append(Variant(vname, states))
+        variants.append(Variant(vname, states, own))
     spec = AblationSpec(name, base, variants, seeds,
                         ensemble=sec.take("ensemble", int, 4, check=lambda v: v >= 1,
                                           check_msg="must be >= 1"),

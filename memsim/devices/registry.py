@@ -13,12 +13,14 @@ import torch
 
 from ..errors import MemsimError
 from ..io.schema import Section
+from ..io.storage import sha256_json
 from ..models.base import DeviceModel
-from ..models.resolve import load_model, resolve_ref
+from ..models.resolve import load_model, model_ident, resolve_ref
 from .base import DeviceKind
 from .floating import FloatKind
 from .hfox import HfOxKind
 from .ideal import IdealKind
+from .jart import JartKind
 from .neurosim import NeuroSimKind
 from .population import Population
 from .synthetic import SyntheticKind
@@ -31,19 +33,33 @@ KINDS: dict[str, type[DeviceKind]] = {
     "synthetic": SyntheticKind,
     "neurosim": NeuroSimKind,
     "hfox": HfOxKind,
+    "jart": JartKind,
 }
 
 
 def parse_device(value, file=None, where: str = "device", base: Path | None = None
                  ) -> DeviceKind:
     """A device from a spec: a mapping with ``kind:`` and that kind's keys, or a shorthand
-    string: a kind name (its defaults) or any model reference (a preset, ``preset:NAME``, a
-    device YAML or a table file, see :func:`memsim.models.resolve.load_model`)."""
+    string: a kind name (its defaults), ``KIND:PRESET`` for a kind's named configuration
+    (``jart:realistic_mixed``) or any model reference (a preset, ``preset:NAME``, a device
+    YAML or a table file, see :func:`memsim.models.resolve.load_model`)."""
     if isinstance(value, str):
         if value in KINDS:  # a kind with its defaults: its required keys still say so
             sec = Section({}, file, where)
             return KINDS[value].from_spec(sec, base)
+        kind, _, preset = value.partition(":")
+        if preset and kind in KINDS:
+            sec = Section({"preset": preset}, file, where)
+            dev = KINDS[kind].from_spec(sec, base)
+            sec.done()
+            return dev
         ref = resolve_ref(value, base)
+        if Path(ref).suffix in (".yaml", ".yml") and Path(ref).is_file():
+            from ..io.schema import load_yaml
+
+            doc = load_yaml(ref)
+            if isinstance(doc, dict) and doc.get("kind") in KINDS:  # a device-kind YAML
+                return parse_device(doc, ref, "device", Path(ref).parent)
         try:
             model = load_model(ref)
         except MemsimError as err:
@@ -72,3 +88,25 @@ def population_for(model: DeviceModel, shape, device="cpu", seed: int = 0, g0=No
     if g0 is not None:
         pop.program(g0)
     return pop
+
+
+# -- physics devices as models: a truth of a modeling-bias sweep may be ``KIND:PRESET`` of a kind
+# that can act as a device model (``jart:realistic_mixed``); models/ cannot know device kinds,
+# so sweeps resolve their truths here.
+
+
+def is_kind_preset(ref: str) -> bool:
+    """``KIND:PRESET`` of a device kind that can serve as a model (``as_model``)."""
+    kind, _, name = str(ref).partition(":")
+    return bool(name) and hasattr(KINDS.get(kind), "as_model")
+
+
+def load_truth(ref: str) -> DeviceModel:
+    """A sweep truth: a kind's preset as a device model, or any model reference."""
+    return parse_device(ref).as_model() if is_kind_preset(ref) else load_model(ref)
+
+
+def truth_ident(ref: str) -> str:
+    """A content hash of a truth: the kind's resolved settings, or the model's files."""
+    return sha256_json(parse_device(ref).resolved()) if is_kind_preset(ref) else \
+        model_ident(ref)

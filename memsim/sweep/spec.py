@@ -48,13 +48,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..devices.registry import is_kind_preset, load_truth, truth_ident
 from ..errors import MemsimError
 from ..fit.base import FitMethod
 from ..fit.registry import METHODS
 from ..io.datasets import DATASETS
 from ..io.paths import portable
 from ..io.schema import Section, load_yaml
-from ..models.resolve import load_model, model_ident, ref_name, resolve_ref
+from ..models.resolve import ref_name, resolve_ref
 from ..models.sampling import SAMPLING
 from ..train.cells import Mapping
 from ..train.networks import ACTIVATIONS, NetworkSpec
@@ -179,7 +180,7 @@ def parse_sweep_spec(data: dict, file=None) -> SweepSpec:
             name = ts.take("name", str, None)
             sampling = ts.take("sampling", str, default_sampling, choices=SAMPLING)
             ts.done()
-        ref = resolve_ref(ref, base)
+        ref = ref if is_kind_preset(ref) else resolve_ref(ref, base)
         spec.truths.append(TruthSpec(name or ref_name([ref]), ref, sampling))
     spec.n = sec.number_list("n", integer=True, positive=True)
     methods = sec.take("methods", list)
@@ -232,10 +233,10 @@ def validate(spec: SweepSpec, file=None) -> dict[str, object]:
     models = {}
     for t in spec.truths:
         try:
-            models[t.name] = load_model(t.ref)
+            models[t.name] = load_truth(t.ref)
         except MemsimError as err:
             raise MemsimError(f"truth {t.name!r}: {err}", file, "key 'truths'") from None
-        t.ident = model_ident(t.ref)
+        t.ident = truth_ident(t.ref)
     for m in spec.methods:
         need = m.min_points()
         small = [n for n in spec.n if n < need]

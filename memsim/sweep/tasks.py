@@ -9,7 +9,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from ..devices.registry import device_for_model
+from ..devices.registry import device_for_model, load_truth
 from ..devices.table import TableKind
 from ..fit.registry import METHODS
 from ..io.datasets import load_dataset
@@ -17,7 +17,6 @@ from ..io.schema import Section
 from ..metrics.distances import compare_models
 from ..models.base import POLARITIES
 from ..models.formats import table_document
-from ..models.resolve import load_model
 from ..models.sampling import sample_points
 from ..models.table import ConditionalTable, JumpTable, probability_grid
 from ..train.cells import Mapping, pulse_polarities
@@ -59,7 +58,7 @@ def tabulate(model, bins: int = TABULATION, q: int = TABULATION) -> JumpTable:
 def run_fit_cell(cell: dict, store: SweepStore) -> dict:
     """Fit one cell and measure it against its truth; stored under its key."""
     t0 = time.perf_counter()
-    truth = load_model(cell["ref"])
+    truth = load_truth(cell["ref"])
     method = cell["method"]
     if method["method"] == CONTROL:
         table, table_doc = truth, None
@@ -102,7 +101,7 @@ def run_batch(batch: dict, spec_doc: dict, store: SweepStore, compute: str = "cp
     """Train one batch of networks in one vectorized pass; stored under its key."""
     spec = parse_sweep_spec(spec_doc)
     members = [Member(**m) for m in batch["members"]]
-    truth = load_model(batch["ref"])
+    truth = load_truth(batch["ref"])
     net = {n.name: n for n in spec.networks}[batch["network"]]
     mapping = Mapping(**asdict(spec.mapping))
     if mapping.dw_min is None and mapping.nominal_step is None and spec.dw_min == "truth":

@@ -111,6 +111,9 @@ def parse_train_spec(data: dict, file=None) -> TrainSpec:
     tr = sec.sub("training", {})
     spec.training = parse_training(tr, TrainSettings(
         optimizer="adam" if binarized else "sgd", lr=0.005 if binarized else 0.1))
+    if spec.training.init_scale == 0 and spec.mapping.w_max is None:
+        raise tr.error("init_scale", "0 (weights start at 0) needs a fixed mapping.w_max: the "
+                                     "automatic range follows the initial weights")
     if spec.network.convolutional and ALGORITHMS[spec.training.algorithm["kind"]].needs_outer:
         raise tr.error("algorithm", f"{spec.training.algorithm['kind']} updates from "
                                     "per-example outer products: linear layers only")
@@ -206,7 +209,9 @@ def parse_training(tr: Section, base: TrainSettings) -> TrainSettings:
         lr=tr.take("lr", float, base.lr, **positive),
         schedule=parse_schedule(tr, base.schedule),
         algorithm=dict(base.algorithm),
-        init_scale=tr.take("init_scale", float, base.init_scale, **positive),
+        # 0: every weight starts at 0 (as the JART study's devices do)
+        init_scale=tr.take("init_scale", float, base.init_scale, check=lambda v: v >= 0,
+                           check_msg="must be >= 0"),
         report_last=tr.take("report_last", int, base.report_last, **positive))
     if tr.has("algorithm"):
         settings.algorithm = parse_algorithm(tr.take("algorithm", (str, dict)), tr.file,
