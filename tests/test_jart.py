@@ -215,3 +215,22 @@ def test_jart_serves_as_the_truth_of_a_bias_sweep():
     assert [t.ref for t in spec.truths] == ["jart:noise_free", "jart:realistic_mixed"]
     assert registry.truth_ident("jart:noise_free") == registry.truth_ident("jart:noise_free")
     assert registry.truth_ident("jart:noise_free") != registry.truth_ident("jart:realistic_mixed")
+
+
+@pytest.mark.parametrize("preset", ["c2c_rdisc_30", "d2d_rdisc_30", "realistic_mixed"])
+def test_extreme_discs_never_leave_the_physical_limits(preset):
+    """A disc 30 % smaller than nominal heats so much that one explicit Euler step overshoots
+    N_discmin / N_discmax: the state is held at the limit, never NaN."""
+    pop = JartKind.from_preset(preset).population(400, seed=2)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(15):
+        pop.apply(torch.randint(-4, 5, (400,), generator=gen))
+        assert torch.isfinite(pop.g).all() and torch.isfinite(pop.area).all()
+    assert (pop.n.double() >= pop.ndiscmin - 1e-6).all()
+    assert (pop.n.double() <= pop.ndiscmax + 1e-6).all()
+    # a disc at -30 % radius RESETs to N_discmin within one pulse (no overshoot below it)
+    small = JartPopulation(1, {}, {}, True)
+    small.area = small.area * 0.49
+    small.n_lo = torch.zeros(1, dtype=torch.float64)
+    small._pulse(None, False)
+    assert float(small.n) == pytest.approx(jart.N_DISCMIN, rel=1e-6)

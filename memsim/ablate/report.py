@@ -174,7 +174,8 @@ def ranking_markdown(rank: pd.DataFrame, seeds: int) -> str:
                  + " (the paired interval of the difference includes 0); those cannot be "
                  "ranked below it.")
     else:
-        text += "Its lead over every other single removal excludes 0."
+        text += ("Its lead over every other single imperfection excludes 0." if alone else
+                 "Its lead over every other single removal excludes 0.")
     return markdown(show) + "\n" + text + "\n"
 
 

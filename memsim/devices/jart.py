@@ -262,6 +262,8 @@ class JartPopulation(Population):
             self.n_lo = torch.zeros(n, **kw)
             self.n_hi = torch.full((n,), math.inf, **kw)
         self.g_min, self.g_max = I_MIN / V_READ, I_MAX / V_READ
+        # G stays within the nominal range unless the weight bounds vary or N is unclipped
+        self.clips = clip_n and "w_bounds" not in d2d
         self.n = torch.full((n,), float(n_of_weight(0.0)), dtype=torch.float32,
                             device=self.device)
         self._sync(None)
@@ -386,13 +388,24 @@ def _tenth_power(x):
     return x8.mul_(x8).mul_(x2)
 
 
-def _advance(n, rate_of):
+def _advance(n, rate_of, limit, upward: bool):
     """100 Euler steps of N (float64, in place); ``rate_of(nf)`` is dN per step computed from
-    N in float32, as the reference computes its currents and barriers in single precision."""
+    N in float32, as the reference computes its currents and barriers in single precision.
+
+    N is held at the physical limit it moves towards (``limit``: N_discmax for SET, N_discmin
+    for RESET), where the window function stops the continuous solution. For the nominal
+    device and the study's realistic spreads a step never reaches it and this changes
+    nothing; a disc much smaller than nominal (cycle-to-cycle radius noise of 30 %) heats so
+    much that one 10 ns step would overshoot the limit and the explicit scheme would diverge
+    (N < 0, NaN)."""
     nf = torch.empty(n.shape, dtype=torch.float32, device=n.device)
     for _ in range(EULER_STEPS):
         nf.copy_(n)
         n.sub_(rate_of(nf))
+        if upward:
+            torch.minimum(n, limit, out=n)
+        else:
+            torch.maximum(n, limit, out=n)
     return n
 
 
@@ -400,7 +413,9 @@ def _hopping(nf, kt, gamma, window, hop):
     """The Euler step's decrease of N: ((N_plug + N) / 2) a nu0 F (exp(-dW_-/kT) -
     exp(-dW_+/kT)) / l_disc dt, with the barriers dW_+- = dW_A (sqrt(1 - gamma^2) +
     gamma asin(gamma) +- gamma pi / 2), written as 2 exp(-dW_mean/kT) sinh(dW_A gamma pi/2/kT).
-    Consumes its arguments."""
+    Consumes its arguments. |gamma| >= 1 is a barrier lowered to nothing (the formula's
+    limit); it is held there rather than let asin return NaN."""
+    gamma.clamp_(-1.0, 1.0)
     root = torch.mul(gamma, gamma).neg_().add_(1).sqrt_()
     mean = torch.asin(gamma).mul_(gamma).add_(root).mul_(-DW_A).div_(kt).exp_()
     split = gamma.mul_(DW_A * math.pi / 2).div_(kt).sinh_()
@@ -429,7 +444,7 @@ def _euler_set(n, ndiscmax, ldisc, area):
         window = _tenth_power(torch.mul(nf, inv_max)).neg_().add_(1)
         return _hopping(nf, kt, gamma, window, hop)
 
-    return _advance(n, rate)
+    return _advance(n, rate, ndiscmax, upward=True)
 
 
 def _euler_reset(n, ndiscmin, ldisc, area):
@@ -447,7 +462,7 @@ def _euler_reset(n, ndiscmin, ldisc, area):
         window = _tenth_power(torch.div(dmin, nf)).neg_().add_(1)
         return _hopping(nf, kt, gamma, window, hop)
 
-    return _advance(n, rate)
+    return _advance(n, rate, ndiscmin, upward=False)
 
 
 # ------------------------------------------------------------------------------ model
