@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -76,9 +77,10 @@ def merge_flags(raw: dict, flags: dict) -> dict:
 def _cwd_path(value: str | None) -> str | None:
     """A path given on the command line, absolute (a spec resolves its own paths against its
     folder; a flag means the working directory); presets and URLs unchanged."""
+    from .devices.registry import is_kind_preset
     from .models.resolve import is_preset
 
-    if value is None or is_preset(value) or "://" in value:
+    if value is None or is_preset(value) or is_kind_preset(value) or "://" in value:
         return value
     return str(Path(value).absolute())
 
@@ -317,7 +319,8 @@ def pulse_cmd(device, n_set, n_reset, sequence, from_weight, from_g, devices, se
                        where="DEVICE", base=Path.cwd())
     table = pulse_trajectory(dev, counts, devices, from_weight=from_weight, from_g=from_g,
                              seed=seed, compute=pick_device(compute))
-    out_dir = Path(out or f"results/pulse/{dev.describe().replace(':', '_')}")
+    safe = re.sub(r"[^\w.-]", "_", dev.describe())
+    out_dir = Path(out or f"results/pulse/{safe}")
     write_csv(out_dir / "trajectory.csv", table)
     save_figure(out_dir / "trajectory.png", plot_trajectory(
         table, f"{device}: {devices} device{'s' if devices > 1 else ''}", counts))

@@ -162,3 +162,21 @@ def test_jart_ablation_spec_builds_every_configuration():
     spec = parse_ablation_spec(yaml.safe_load(path.read_text()), path)
     described = {spec.device(v).describe() for v in spec.variants}
     assert described == {f"jart:{name}" for name in PRESETS}
+
+
+def test_jart_claim_is_not_judged_while_the_clean_network_trails_the_noisy_one():
+    from memsim.results_readme import _jart_claim_check
+
+    rank = pd.DataFrame([{"rank": 1, "variant": "c2c_rdisc_30", "gain_pp": 5.0,
+                          "gain_ci_low": 4.0, "gain_ci_high": 6.0, "vs_top_pp": 0.0,
+                          "vs_top_ci_low": np.nan, "vs_top_ci_high": np.nan, "p_first": 1.0},
+                         {"rank": 2, "variant": "d2d_rdisc_realistic", "gain_pp": -3.0,
+                          "gain_ci_low": -4.0, "gain_ci_high": -2.0, "vs_top_pp": -8.0,
+                          "vs_top_ci_low": -9.0, "vs_top_ci_high": -7.0, "p_first": 0.0}])
+    early = pd.DataFrame({"variant": ["full", "none"], "acc_pct": [90.0, 80.0]})
+    late = pd.DataFrame({"variant": ["full", "none"], "acc_pct": [90.0, 95.0]})
+    assert "not tested at this scale" in _jart_claim_check(rank, 3, early)
+    assert _jart_claim_check(rank, 3, late).startswith("**not supported.**")
+    top = rank.assign(variant=["d2d_rdisc_realistic", "c2c_rdisc_30"])
+    top.loc[1, "vs_top_ci_high"] = -1.0
+    assert _jart_claim_check(top, 3, late).startswith("**supported.**")

@@ -234,3 +234,29 @@ def test_extreme_discs_never_leave_the_physical_limits(preset):
     small.n_lo = torch.zeros(1, dtype=torch.float64)
     small._pulse(None, False)
     assert float(small.n) == pytest.approx(jart.N_DISCMIN, rel=1e-6)
+
+
+def test_unbounded_spreads_stay_physical_and_switched_devices_round_trip():
+    """sigma 0.3 without bounds: about 1 device in 2300 would draw a negative size; sizes stay
+    positive and every device starts within its own bounds. A switched device written to a
+    spec reads back as itself."""
+    for preset in ("d2d_ndiscmax_unbounded", "d2d_ldisc_unbounded", "d2d_rdisc_unbounded"):
+        pop = JartKind.from_preset(preset).population(20000, seed=0)
+        assert float(pop.ndiscmax.min()) > 0 and float(pop.ldisc.min()) > 0
+        assert float(pop.area.min()) > 0
+        assert (pop.n.double() >= pop._lower()).all() and (pop.n.double() <= pop._upper()).all()
+        pop._pulse(None, True)
+        assert torch.isfinite(pop.g).all()
+    off = JartKind.from_preset("realistic_mixed").switched({"d2d": False})
+    doc = off.resolved()
+    back = registry.parse_device(doc)
+    assert (back.d2d, back.c2c) == (off.d2d, off.c2c) and not back.d2d and back.c2c
+    none = JartKind.from_preset("realistic_mixed").switched({"all": False})
+    assert none.describe() == "jart:noise_free"
+    assert not registry.parse_device(none.resolved()).noisy
+
+
+def test_kind_presets_pass_through_command_line_paths():
+    from memsim.cli import _cwd_path
+
+    assert _cwd_path("jart:realistic_mixed") == "jart:realistic_mixed"

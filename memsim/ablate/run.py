@@ -86,7 +86,10 @@ def run_ablation(spec: AblationSpec, compute: str = "cpu", progress: bool = True
     with atomic_write(out / "ablation_spec.yaml") as fh:
         yaml.safe_dump({"name": spec.name, "base": spec.base.resolved(out),
                         "seeds": spec.seeds,
-                        "variants": [{"name": v.name, **v.states} for v in spec.variants],
+                        "variants": [{"name": v.name, **v.states,
+                                      **({"device": v.device.resolved(out)}
+                                         if v.device is not None else {})}
+                                     for v in spec.variants],
                         "ensemble": spec.ensemble}, fh, sort_keys=False)
     weights = [float(len(b["seeds"])) for b in todo]
     bar = tqdm(total=sum(weights), desc=spec.name, disable=not progress or None, unit="net")

@@ -19,7 +19,11 @@ Noise (every configuration of the note, as YAML; named presets in :data:`PRESETS
 
 * ``d2d``: per parameter (``ndiscmax``, ``ndiscmin``, ``ldisc`` and ``rdisc`` in nm, and
   ``w_bounds``, a factor on the weight bounds) ``{sigma: s, bounds: [lo, hi]}``: each device's
-  value is nominal x (1 + s N(0, 1)), clipped to the absolute bounds (``null``: unclipped);
+  value is nominal x (1 + s N(0, 1)), clipped to the absolute bounds (``null``: unclipped, but
+  above 1 % of nominal). ``w_bounds`` is one factor on both bounds of a device (the reference
+  draws the two independently) relative to +-0.6: the published +-[1.35, 1.65] of a
+  configured 1.5 never reached its +-0.6 mapping, so this is the realistic spread applied
+  where it can act;
 * ``c2c``: per parameter ``{std: s, slope: q, bounds: [lower, upper]}``: after every pulse that
   fired, the parameter is multiplied by (1 + s U(-1, 1) + ratio q U(-1, 1)) (ratio: how far the
   pulse went towards the physical limit) and kept within its device value x (1 + [lower,
@@ -74,6 +78,7 @@ EULER_STEPS = round(PULSE / DT)  # 100
 V_SET, V_RESET, V_READ = -0.342, 0.7065, 0.2
 N_LO, N_HI = 0.06, 1.98975  # the N values the weight bounds map to
 W_BOUND = 0.6
+FLOOR = 0.01  # an unbounded device-to-device draw stays above 1 % of its nominal value
 A_NOMINAL = math.pi * R_DISC ** 2
 CHUNK = 1 << 17  # devices integrated together: their temporaries stay in cache
 
@@ -242,6 +247,8 @@ class JartPopulation(Population):
                 v = v * (1 + d2d[p]["sigma"] * normals[i])
                 if d2d[p]["bounds"] is not None:
                     v = v.clamp(*d2d[p]["bounds"])
+                else:  # unbounded spreads: a physical size stays positive (3.3 sigma at 0.3)
+                    v = v.clamp(min=FLOOR * NOMINAL[p])
             value[p] = v.to(self.device)
         self.ndiscmax, self.ndiscmin = value["ndiscmax"], value["ndiscmin"]
         self.ldisc = value["ldisc"] * 1e-9
@@ -264,8 +271,8 @@ class JartPopulation(Population):
         self.g_min, self.g_max = I_MIN / V_READ, I_MAX / V_READ
         # G stays within the nominal range unless the weight bounds vary or N is unclipped
         self.clips = clip_n and "w_bounds" not in d2d
-        self.n = torch.full((n,), float(n_of_weight(0.0)), dtype=torch.float32,
-                            device=self.device)
+        start = torch.full((n,), float(n_of_weight(0.0)), **kw)
+        self.n = torch.minimum(torch.maximum(start, self._lower()), self._upper()).float()
         self._sync(None)
 
     # -- reading and programming
@@ -291,11 +298,13 @@ class JartPopulation(Population):
         self.n = n if mask is None else torch.where(mask.reshape(-1), n, self.n)
         self._sync(None)
 
+    # the bounds as N is stored (float32): a device clipped to its bound compares equal to
+    # it and skips the next pulse towards it, as in the reference
     def _upper(self, idx=None):
-        return torch.minimum(_sel(self.n_hi, idx), _sel(self.ndiscmax, idx))
+        return torch.minimum(_sel(self.n_hi, idx), _sel(self.ndiscmax, idx)).float().double()
 
     def _lower(self, idx=None):
-        return torch.maximum(_sel(self.n_lo, idx), _sel(self.ndiscmin, idx))
+        return torch.maximum(_sel(self.n_lo, idx), _sel(self.ndiscmin, idx)).float().double()
 
     # -- pulses
 
@@ -384,7 +393,7 @@ _HOP = A_HOP * NU0 * DT  # a nu0, times the Euler step
 def _tenth_power(x):
     """x^10 in place by squaring (faster than pow)."""
     x2 = x.mul_(x)
-    x8 = torch.mul(x2, x2)
+    x8 = torch.mul(x2, x2)  # x^4, squared to x^8 below
     return x8.mul_(x8).mul_(x2)
 
 
@@ -582,13 +591,25 @@ class JartKind(DeviceKind):
         dev.clip_n = sec.take("clip_n", bool, True)
         return dev
 
-    def describe(self) -> str:
-        """``jart:PRESET`` when the noise is a named configuration, else ``jart``."""
+    def switched(self, states: dict[str, bool]) -> JartKind:
+        """As every kind; the preset name then follows the noise that is left (a written spec
+        merges ``d2d`` / ``c2c`` over its preset, so a stale name would bring noise back)."""
+        out = super().switched(states)
+        out.preset = out.matching_preset() or "noise_free"
+        return out
+
+    def matching_preset(self) -> str | None:
         for name in (self.preset, *PRESETS):
             known = self.from_preset(name)
             if (known.d2d, known.c2c) == (self.d2d, self.c2c):
-                return f"jart:{name}" + ("" if self.clip_n else " unclipped")
-        return "jart" + ("" if self.clip_n else " unclipped")
+                return name
+        return None
+
+    def describe(self) -> str:
+        """``jart:PRESET`` when the noise is a named configuration, else ``jart``."""
+        name = self.matching_preset()
+        return ("jart" if name is None else f"jart:{name}") + \
+            ("" if self.clip_n else "-unclipped")
 
     def g_range(self) -> tuple[float, float]:
         return I_MIN / V_READ, I_MAX / V_READ
