@@ -29,32 +29,36 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def bench_sampling(model_ref: str = "device_data/xbtorch_tiox/optuna_exp_1.5V",
-                   devices: int = 1_000_000, pulses: int = 50, device: str = "cpu") -> dict:
-    """Jump-table pulses per second: ``devices`` float32 devices, SET then RESET pulses."""
-    model = load_model(model_ref)
-    pop = population_for(model, devices, device=device, seed=0)
-    pop.program((model.g_min + model.g_max) / 2)
-    pop.pulse_all("set", 3)  # warm-up: buffers, caches
+def _pulse_rates(pop, pulses: int, device: str, max_count: int, warmup: int,
+                 reps: int) -> tuple[float, float, float]:
+    """Pulses per second of ``pop``: SET then RESET pulses on every device at once (and the
+    seconds they took), and through apply() with signed counts up to ``max_count`` (the
+    training path), after ``warmup`` pulses (buffers, caches)."""
+    pop.pulse_all("set", warmup)
     _sync(device)
     t0 = time.perf_counter()
     pop.pulse_all("set", pulses // 2)
     pop.pulse_all("reset", pulses - pulses // 2)
     _sync(device)
     dt = time.perf_counter() - t0
-    # the same through apply(): the training path (signed counts, multi-pulse)
-    counts = torch.randint(-3, 4, (devices,), generator=torch.Generator().manual_seed(0))
-    counts = counts.to(device)
-    pop.apply(counts)
-    _sync(device)
+    counts = torch.randint(-max_count, max_count + 1, (pop.numel,),
+                           generator=torch.Generator().manual_seed(0)).to(device)
     t1 = time.perf_counter()
-    reps = 5
     applied = sum(pop.apply(counts) for _ in range(reps))
     _sync(device)
-    dt_apply = time.perf_counter() - t1
+    return pop.numel * pulses / dt, dt, applied / (time.perf_counter() - t1)
+
+
+def bench_sampling(model_ref: str = "device_data/xbtorch_tiox/optuna_exp_1.5V",
+                   devices: int = 1_000_000, pulses: int = 50, device: str = "cpu") -> dict:
+    """Jump-table pulses per second: ``devices`` float32 devices, SET then RESET pulses."""
+    model = load_model(model_ref)
+    pop = population_for(model, devices, device=device, seed=0)
+    pop.program((model.g_min + model.g_max) / 2)
+    pop.apply(torch.ones(devices, dtype=torch.int64, device=device))  # apply's buffers too
+    rate, dt, apply_rate = _pulse_rates(pop, pulses, device, 3, warmup=3, reps=5)
     return {"benchmark": "sampling", "model": model_ref, "device": device, "devices": devices,
-            "pulses_per_s": devices * pulses / dt, "seconds": dt,
-            "apply_pulses_per_s": applied / dt_apply}
+            "pulses_per_s": rate, "seconds": dt, "apply_pulses_per_s": apply_rate}
 
 
 def bench_jart(devices: int = 1_000_000, pulses: int = 4, preset: str = "noise_free",
@@ -65,22 +69,10 @@ def bench_jart(devices: int = 1_000_000, pulses: int = 4, preset: str = "noise_f
     from .devices.jart import JartKind
 
     pop = JartKind.from_preset(preset).population(devices, device=device, seed=0)
-    pop.pulse_all("set", 1)  # warm-up: buffers, caches
-    _sync(device)
-    t0 = time.perf_counter()
-    pop.pulse_all("set", pulses // 2)
-    pop.pulse_all("reset", pulses - pulses // 2)
-    _sync(device)
-    dt = time.perf_counter() - t0
-    counts = torch.randint(-2, 3, (devices,), generator=torch.Generator().manual_seed(0))
-    counts = counts.to(device)
-    t1 = time.perf_counter()
-    applied = pop.apply(counts)
-    _sync(device)
-    dt_apply = time.perf_counter() - t1
+    rate, dt, apply_rate = _pulse_rates(pop, pulses, device, 2, warmup=1, reps=1)
     return {"benchmark": "jart", "preset": preset, "device": device, "devices": devices,
-            "device_pulses_per_s": devices * pulses / dt, "seconds": dt,
-            "apply_device_pulses_per_s": applied / dt_apply}
+            "device_pulses_per_s": rate, "seconds": dt,
+            "apply_device_pulses_per_s": apply_rate}
 
 
 def bench_optuna(points: int = 10_000, trials: int = 100, preset: str = "asymmetric") -> dict:
