@@ -47,6 +47,12 @@ _API = {
     # sweeps
     "load_sweep_spec": "memsim.sweep.spec",
     "run_sweep": "memsim.sweep.run",
+    # inference on state look-up tables
+    "StateLUT": "memsim.states.lut",
+    "parse_lut": "memsim.states.sources",
+    "read_state_csv": "memsim.states.sources",
+    "parse_infer_spec": "memsim.infer.spec",
+    "run_inference": "memsim.infer",
     "MemsimError": "memsim.errors",
 }
 # API names that differ from the module attribute (a subpackage name cannot be an API name:

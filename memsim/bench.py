@@ -75,6 +75,37 @@ def bench_jart(devices: int = 1_000_000, pulses: int = 4, preset: str = "noise_f
             "apply_device_pulses_per_s": apply_rate}
 
 
+def bench_infer(weights: int = 1 << 20, draws: int = 4, fmt: str = "float32",
+                device: str = "cpu") -> dict:
+    """Coded-weight reads per second (weights × bits × draws): float_bits on the measured
+    two-level LUT (Levy techC levels 0 and 31): write the cells, draw every read, decode."""
+    from .infer.codings import FORMATS, FloatBits
+    from .io.schema import Section
+    from .states import parse_lut
+
+    lut = parse_lut(Section({"source": "levy", "levels": [0, 31]}, None), None)
+    coding = FloatBits(Section({"format": fmt}, None))
+    w = torch.randn(weights, generator=torch.Generator().manual_seed(0)).to(device) * 0.1
+    sampler = lut.sampler("empirical", device=device)
+    gen = torch.Generator(device=device).manual_seed(0)
+
+    def once():
+        cells = coding.write(w, lut)
+        g = torch.stack([sampler.draw(cells, 1.0, gen) for _ in range(draws)])
+        coding.read(g, w, sampler, 1.0)
+        _sync(device)
+
+    once()
+    reps = 3
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        once()
+    dt = (time.perf_counter() - t0) / reps
+    return {"benchmark": "infer", "format": fmt, "device": device, "weights": weights,
+            "draws": draws, "coded_bit_reads_per_s": weights * draws * FORMATS[fmt][2] / dt,
+            "coded_weights_per_s": weights * draws / dt, "seconds": dt}
+
+
 def bench_optuna(points: int = 10_000, trials: int = 100, preset: str = "asymmetric") -> dict:
     """Wall time of an Optuna fit (both polarities, ``trials`` each) on ``points`` points."""
     from .fit.optuna_binning import OptunaSettings, fit_optuna

@@ -282,6 +282,47 @@ def ablate_cmd(spec_file, epochs, subset, seeds, jobs, ensemble, compute, out, n
     click.echo(f"wrote {result}")
 
 
+@main.command("infer")
+@click.argument("spec_file", type=click.Path(dir_okay=False))
+@click.option("--seeds", type=int, help="number of seeds (0..K-1): one draw of every cell each")
+@click.option("--scales", help="variability scales, e.g. 0,1,4 (multipliers of the spread)")
+@click.option("--test-subset", type=int, help="evaluate on the first N test images")
+@click.option("--compute", "--device", "compute", default="auto", show_default=True,
+              help="where to compute: auto, cpu or cuda")
+@click.option("--out", type=click.Path(file_okay=False))
+@click.option("--no-plots", is_flag=True, help="skip the PNG figures")
+@handle_errors
+def infer_cmd(spec_file, seeds, scales, test_subset, compute, out, no_plots):
+    """Write a float-trained network's weights into cells drawn from measured state
+    look-up tables (bit-coded, multi-level or analog) and measure the bit error rate, the
+    relative error of the coded layer's output and the test accuracy, against the
+    variability scale and the read time.
+    """
+    from .infer import parse_infer_spec, run_inference
+    from .io.schema import load_yaml
+    from .train.trainer import pick_device
+
+    if seeds is not None and seeds < 1:
+        raise MemsimError(f"--seeds must be at least 1, not {seeds}")
+    scale_list = None
+    if scales is not None:
+        try:
+            scale_list = [float(v) for v in scales.split(",")]
+        except ValueError:
+            raise MemsimError(f"--scales must be numbers separated by commas, not {scales!r}") \
+                from None
+    raw = merge_flags(load_yaml(spec_file), {
+        "seeds": list(range(seeds)) if seeds else None, "scales": scale_list,
+        "test_subset": test_subset})
+    spec = parse_infer_spec(raw, spec_file)
+    if out is not None:
+        spec.out = out
+    result = run_inference(spec, pick_device(compute), log=lambda m: click.echo(m, err=True),
+                           plots=not no_plots, raw=raw)
+    click.echo((result / "inference.md").read_text())
+    click.echo(f"wrote {result}")
+
+
 @main.command("pulse")
 @click.argument("device")
 @click.option("--set", "n_set", type=int, help="K SET pulses")
@@ -406,7 +447,8 @@ def generate_cmd(model, n_points, seed, unit, out):
 @handle_errors
 def bench_cmd(which, device, out, seeds, sizes):
     """Run benchmarks: sampling, optuna, training, ensemble (default: these four), jart,
-    jart_mixed (JART device-pulses per second, noise-free and realistic mixed), or fidelity
+    jart_mixed (JART device-pulses per second, noise-free and realistic mixed), infer (coded
+    weight reads per second), or fidelity
     (fit methods against measured LUTs, written to a folder)."""
     import pandas as pd
 
@@ -425,7 +467,8 @@ def bench_cmd(which, device, out, seeds, sizes):
             "training": lambda: bench.bench_training(device=device),
             "ensemble": lambda: bench.bench_ensemble(device=device),
             "jart": lambda: bench.bench_jart(device=device),
-            "jart_mixed": lambda: bench.bench_jart(preset="realistic_mixed", device=device)}
+            "jart_mixed": lambda: bench.bench_jart(preset="realistic_mixed", device=device),
+            "infer": lambda: bench.bench_infer(device=device)}
     unknown = [n for n in names if n not in runs]
     if unknown:
         raise MemsimError(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(runs)}")

@@ -107,6 +107,20 @@ def run_ablations(specs: list[Path], over: dict, log) -> list[Path]:
     return outs
 
 
+def run_inferences(specs: list[Path], over: dict, log) -> list[Path]:
+    """``memsim infer`` on each spec (``over``: per spec file, keys written over it)."""
+    from .infer import parse_infer_spec, run_inference
+
+    outs = []
+    for path in specs:
+        t0 = time.perf_counter()
+        raw = deep_merge(load_yaml(path), over.get(path.name, {}))
+        spec = parse_infer_spec(raw, path)
+        outs.append(run_inference(spec, "cuda" if _cuda() else "cpu", log=log, raw=raw))
+        log(f"inference {spec.name}: {time.perf_counter() - t0:.0f} s")
+    return outs
+
+
 def run_fidelity(plan: dict | None, log) -> None:
     """The fit-fidelity benchmark on the shipped measured LUTs, into results/fidelity."""
     if not plan:
@@ -168,10 +182,12 @@ def main(argv=None) -> int:
         sweeps = run_sweeps(stage("sweeps"), over, log)
         over = plan.get("ablations", {}).get("reduced", {}) if reduced else {}
         ablations = run_ablations(stage("ablations"), over, log)
+        over = plan.get("inferences", {}).get("reduced", {}) if reduced else {}
+        inferences = run_inferences(stage("inferences"), over, log)
         from .results_readme import write_results_readme
 
         write_results_readme(ROOT / "results", sweeps, args.scale,
-                             time.perf_counter() - t_start, ablations)
+                             time.perf_counter() - t_start, ablations, inferences)
         log("wrote results/README.md")
     except MemsimError as err:
         print(f"memsim: error: {err}", file=sys.stderr)

@@ -655,8 +655,125 @@ def _on_record(root: Path, ablations: list[Path]) -> list[str]:
                     _ablation_section(extra)]
 
 
+TOLERANCE_PP = 1.0  # an accuracy loss a design review would still call "tolerated"
+
+
+def _tolerated(g: pd.DataFrame) -> str:
+    """The largest scale up to which every tested scale keeps the mean accuracy within
+    TOLERANCE_PP of float, as text."""
+    g = g.sort_values("scale")
+    ok = (g["accuracy_change_pp"] >= -TOLERANCE_PP).to_numpy()
+    bad = np.flatnonzero(~ok)
+    last = len(g) - 1 if not len(bad) else bad[0] - 1
+    if last < 0:
+        return "none tested (already at the smallest scale)"
+    top = g["scale"].iloc[last]
+    tail = "" if last == len(g) - 1 else \
+        f"; at {g['scale'].iloc[last + 1]:g} the mean change is " \
+        f"{g['accuracy_change_pp'].iloc[last + 1]:+.2f} pp"
+    return f"up to {top:g}{' (the largest tested)' if last == len(g) - 1 else ''}{tail}"
+
+
+def _which_bits(t: pd.DataFrame, out: Path) -> list[str]:
+    """Plain float32 against float32 with sign and exponent in reliable cells, in every cell
+    (read time, scale) where the plain coding reads bit errors: the same bit error rate, very
+    different damage."""
+    plain = t[t["coding"] == "float_bits:float32"]
+    guarded = t[t["coding"] == "float_bits:float32+protect_sign_exponent"]
+    if not len(plain) or not len(guarded):
+        return []
+    keys = ["lut", "time", "scale"]
+    both = plain.merge(guarded, on=keys, suffixes=("", "_protected"))
+    both = both[both["ber"] > 0].sort_values(["lut", "ber"])
+    if not len(both):
+        return ["**Which bits matter:** no bit errors at any tested scale and read time.", ""]
+    rows = pd.DataFrame({
+        "LUT": both["lut"], "read time (s)": both["time"].map("{:g}".format),
+        "scale": both["scale"].map("{:g}".format),
+        "bit error rate": both["ber"].map("{:.2g}".format),
+        "float32: relative error": both["relative_error"].map("{:.3g}".format),
+        "float32: Δ accuracy (pp)": both["accuracy_change_pp"].map("{:+.2f}".format),
+        "protected: relative error": both["relative_error_protected"].map("{:.3g}".format),
+        "protected: Δ accuracy (pp)": both["accuracy_change_pp_protected"].map("{:+.2f}".format)})
+    lines = ["**Which bits matter** (float32, one cell per bit, against float32 with the sign "
+             "and exponent bits in reliable cells; every read time and scale at which the "
+             "plain coding reads bit errors; means over seeds):", "", markdown(rows), ""]
+    lines.append(f"Worst mean accuracy change over these cells: plain "
+                 f"{both['accuracy_change_pp'].min():+.2f} pp, protected "
+                 f"{both['accuracy_change_pp_protected'].min():+.2f} pp; largest relative "
+                 f"error of the layer output: plain {both['relative_error'].max():.3g}, "
+                 f"protected {both['relative_error_protected'].max():.3g}.")
+    bits_path = out / "ber_by_bit.csv"
+    if bits_path.exists():
+        b = pd.read_csv(bits_path)
+        b = b[b["coding"] == "float_bits:float32"]
+        worst = both.iloc[-1]
+        cell = b[(b["lut"] == worst["lut"]) & (b["time"] == worst["time"])
+                 & (b["scale"] == worst["scale"])]
+        if len(cell):
+            by_field = cell.groupby("field")["ber"].mean()
+            rates = ", ".join(f"{f} {by_field[f]:.2g}" for f in ("sign", "exponent", "mantissa")
+                              if f in by_field)
+            lines.append("Per field in the cell with the most errors (bit error rate): " + rates
+                         + " — bits of one weight share the two states, so their "
+                         "rates differ only by how often each bit is a 0 or a 1.")
+    lines.append("")
+    return lines
+
+
+def _inference_section(root: Path, inferences: list[Path]) -> list[str]:
+    """§ memsim infer: which bits matter, how much variability is tolerated, read time."""
+    lines = []
+    for out in inferences:
+        out = Path(out)
+        table_path = out / "inference.csv"
+        if not table_path.exists():
+            continue
+        t = pd.read_csv(table_path)
+        md = (out / "inference.md").read_text().splitlines()
+        float_line = next((x for x in md if "test accuracy in float" in x), "")
+        seeds = int(t["seeds"].max())
+        lines += [f"### Inference: `{out.name}`", "", float_line, "",
+                  f"Tables: `{_rel(out, root)}/inference.md` (every cell with 95 % t-intervals "
+                  f"over {seeds} seeds), `draws.csv`, `ber_by_bit.csv`, `lut_states.csv`; "
+                  "figures `accuracy_vs_scale.png`, `relative_error_vs_scale.png`, "
+                  "`ber_by_bit.png`, `accuracy_vs_time.png`.", ""]
+        ref = t[t["time"] == t.groupby("lut")["time"].transform("min")]
+        lines += ["**Variability tolerated** (read at the reference time; scale multiplies the "
+                  f"measured spread; tolerated = mean accuracy within {TOLERANCE_PP:g} pp of "
+                  "float at that scale and every smaller one):", ""]
+        for (lut, coding), g in ref.groupby(["lut", "coding"], sort=False):
+            lines.append(f"- {lut} × {coding}: {_tolerated(g)}.")
+        lines.append("")
+        lines += _which_bits(t, out)
+        times = t.groupby(["lut", "coding"])["time"].nunique()
+        if (times > 1).any():
+            s1 = t[t["scale"] == (1.0 if (t["scale"] == 1.0).any() else t["scale"].min())]
+            lines += [f"**Read time** (scale {s1['scale'].iloc[0]:g}, the measured spread; "
+                      "readers calibrated at the reference time): mean accuracy change vs "
+                      "float, pp, at each read time:", ""]
+            for (lut, coding), g in s1.groupby(["lut", "coding"], sort=False):
+                if g["time"].nunique() < 2:
+                    continue
+                steps = ", ".join(f"{r.time:g} s: {r.accuracy_change_pp:+.2f}"
+                                  for r in g.sort_values("time").itertuples())
+                lines.append(f"- {lut} × {coding}: {steps}")
+            lines.append("")
+    if lines:
+        lines = ["## Inference on measured states (`memsim infer`)", "",
+                 "The fourth study (literature §4: layer-1 weights of a CNN coded in binary "
+                 "floating point, one device per bit, each bit read from a measured LRS/HRS "
+                 "distribution; relative error of the layer output) has no public numbers and "
+                 "its AlexNet/ImageNet setting cannot be had here: memsim runs it on a LeNet "
+                 "trained in float on MNIST, with measured (Levy techC, 32 write-verified "
+                 "levels, reads up to 1e5 s) and generated (synaptogen HfOx 1T1R) states.",
+                 ""] + lines
+    return lines
+
+
 def write_results_readme(root: Path, sweeps: list[Path], scale: str, seconds: float,
-                         ablations: list[Path] | None = None) -> None:
+                         ablations: list[Path] | None = None,
+                         inferences: list[Path] | None = None) -> None:
     import torch
 
     lines = ["# memsim results", "",
@@ -687,6 +804,7 @@ def write_results_readme(root: Path, sweeps: list[Path], scale: str, seconds: fl
     lines += _jart_section(root)
     lines += _ablation_section(ablations or [])
     lines += _on_record(root, ablations or [])
+    lines += _inference_section(root, inferences or [])
     lines += ["## Scale", ""]
     for out in sweeps:
         import yaml

@@ -22,6 +22,7 @@ role                    stream
 ``subset``              which examples a dataset subset keeps
 ``display``             which points a crowded figure shows
 ``rounding``            stochastic rounding of desired updates into pulses
+``read``                inference reads of coded cells (key: hash of LUT, coding, layer, time)
 ======================  =======================================================================
 """
 
@@ -34,7 +35,8 @@ SCHEME = 2
 
 ROLES = {"data": 1, "holdout": 2, "folds": 3, "search": 4, "metrics": 5, "init": 6,
          "order": 7, "device": 8, "variation": 9, "choice": 10, "rounding": 11,
-         "subset": 12, "display": 13, "bootstrap": 14}
+         "subset": 12, "display": 13, "bootstrap": 14,
+         "read": 15}
 
 
 def seed_for(seed: int, role: str, *keys: int) -> int:

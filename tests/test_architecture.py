@@ -74,10 +74,10 @@ def test_no_import_cycles():
 
 
 def test_layers_depend_only_downstream():
-    """Data flows one way: io -> models -> devices -> metrics -> fit | train -> sweep; fit and
-    train, side by side, never import each other."""
-    order = {"io": 0, "models": 1, "devices": 2, "metrics": 3, "fit": 4, "train": 4,
-             "sweep": 5}
+    """Data flows one way: io -> models -> devices | states -> metrics -> fit | train ->
+    sweep -> ablate | infer; packages side by side never import each other."""
+    order = {"io": 0, "models": 1, "devices": 2, "states": 2, "metrics": 3, "fit": 4,
+             "train": 4, "sweep": 5, "ablate": 6, "infer": 6}
     for m, targets in _module_graph().items():
         layer = m.split(".")[1] if m.count(".") >= 1 else None
         if layer not in order:

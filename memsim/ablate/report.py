@@ -17,25 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..io.storage import save_figure, write_csv, write_text
 from ..io.tables import markdown
 from ..seeds import rng as seeded_rng
+from ..sweep.statistics import t_interval
 from .spec import FULL, NONE, AblationSpec
 
 LEVEL = 0.95
 BOOTSTRAP = 4000
-
-
-def t_interval(x: np.ndarray, level: float = LEVEL) -> tuple[float, float, float]:
-    """Mean and its t-interval (nan bounds with fewer than two values)."""
-    x = np.asarray(x, dtype=float)
-    m = float(x.mean()) if len(x) else float("nan")
-    if len(x) < 2:
-        return m, float("nan"), float("nan")
-    half = stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
-    return m, m - half, m + half
 
 
 def member_runs(batches: list[dict], store, report_last: int = 3) -> pd.DataFrame:

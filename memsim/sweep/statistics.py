@@ -118,3 +118,13 @@ def partial_spearman(cells: pd.DataFrame, metric: str, target: str = "abs_bias",
         out["partial_low"], out["partial_high"] = (float(v) for v in
                                                    np.quantile(draws, [a, 1 - a]))
     return out
+
+
+def t_interval(x: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and its t-interval (nan bounds with fewer than two values)."""
+    x = np.asarray(x, dtype=float)
+    m = float(x.mean()) if len(x) else float("nan")
+    if len(x) < 2:
+        return m, float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    return m, m - half, m + half

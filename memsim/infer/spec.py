@@ -1,0 +1,134 @@
+"""Inference specs: what ``memsim infer SPEC.yaml`` reads.
+
+::
+
+    name: infer_lenet_levy
+    network: {arch: lenet, dataset: mnist, epochs: 3}   # trained once in float, cached
+    layers: [conv1]                 # the layers whose weights are coded, or `all`
+    luts:                           # state look-up tables (memsim.states.SOURCES)
+      - {name: levy_2, source: levy, levels: [0, 31], times: [0, 1, 100000]}
+      - {name: levy_8, source: levy, levels: [0, 4, 9, 13, 18, 22, 27, 31], model: empirical}
+    codings:                        # memsim.infer.codings.CODINGS, with their options
+      - {coding: float_bits, format: float32}
+      - {coding: multilevel, format: float32, luts: [levy_8]}   # only on the LUTs named
+      - {coding: analog}
+    scales: [0, 1, 4, 16]           # multipliers of the measured spread; 0 = ideal states
+    seeds: [0, 1, 2]                # one draw of every coded layer per seed
+    test_subset: null               # evaluate on the first N test images (default: all)
+    out: ../results/infer/infer_lenet_levy
+
+Per LUT, ``model`` (empirical, lognormal, normal: how reads are drawn from the measured values)
+and ``d2d`` (each cell one measured device, needs a device column) say how the LUT is used;
+``times`` the read times (the first is the reference a reader is calibrated at). Relative paths
+are relative to the spec file. Everything (the LUT files included) is checked before anything
+runs or is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import MemsimError
+from ..io.schema import Section
+from ..states import MODELS, StateLUT, parse_lut
+from .codings import Coding, parse_coding
+from .network import LAYERS, NetworkConfig, check_layers
+
+
+@dataclass
+class LUTUse:
+    lut: StateLUT
+    model: str = "empirical"
+    d2d: bool = False
+
+
+@dataclass
+class InferSpec:
+    name: str
+    network: NetworkConfig
+    layers: list[str]
+    luts: list[LUTUse]
+    codings: list[tuple[Coding, list[str] | None]]  # coding, the LUT names it applies to
+    scales: list[float]
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    test_subset: int | None = None
+    out: str | None = None
+    file: str | None = None
+
+    def cells(self) -> list[tuple[LUTUse, Coding]]:
+        """Every (LUT, coding) pair that is run."""
+        return [(use, coding) for use in self.luts for coding, only in self.codings
+                if only is None or use.lut.name in only]
+
+
+def parse_infer_spec(data: dict, file=None) -> InferSpec:
+    sec = Section(data, file)
+    base_dir = Path(file).parent if file is not None else None
+    name = sec.take("name", str, Path(file).stem if file else "inference")
+    network = NetworkConfig.parse(sec.sub("network", {}))
+    layers = sec.take("layers", (list, str), ["conv1"])
+    if layers == "all":
+        layers = list(LAYERS)
+    elif isinstance(layers, str):
+        raise sec.error("layers", "must be a list of layer names or `all`")
+    check_layers(layers, f"{file}: key 'layers'" if file else "key 'layers'")
+    if not layers:
+        raise sec.error("layers", "must not be empty")
+    layers = [la for la in LAYERS if la in layers]  # network order: the first is the one whose
+    # output error is reported
+    entries = sec.take("luts", list)
+    if not entries:
+        raise sec.error("luts", "must list at least one LUT")
+    luts = []
+    for i, entry in enumerate(entries):
+        sub = Section(entry, file, f"luts[{i}]")
+        model = sub.take("model", str, "empirical", choices=MODELS)
+        d2d = sub.take("d2d", bool, False)
+        try:
+            lut = parse_lut(sub, base_dir)
+        except MemsimError as exc:
+            if exc.where is None and exc.file is None:
+                raise MemsimError(exc.problem, file, f"luts[{i}]") from None
+            raise
+        sub.done()
+        if d2d and model != "empirical":
+            raise sub.error("d2d", "device-to-device reads need model: empirical")
+        if d2d and not lut.has_devices:
+            raise sub.error("d2d", f"LUT {lut.name!r} has no device column")
+        luts.append(LUTUse(lut, model, d2d))
+    names = [u.lut.name for u in luts]
+    if len(set(names)) != len(names):
+        raise sec.error("luts", "LUT names must be unique (give each a name:)")
+    codings = []
+    entries = sec.take("codings", list)
+    if not entries:
+        raise sec.error("codings", "must list at least one coding")
+    for i, entry in enumerate(entries):
+        sub = Section(entry, file, f"codings[{i}]")
+        only = sub.take("luts", list, None)
+        if only is not None and any(n not in names for n in only):
+            raise sub.error("luts", f"names a LUT not in luts ({', '.join(names)})")
+        coding = parse_coding(sub)
+        for use in luts:
+            if only is None or use.lut.name in only:
+                coding.check(use.lut, f"{file}: codings[{i}]" if file else f"codings[{i}]")
+        codings.append((coding, only))
+    labels = [c.label for c, _ in codings]
+    if len(set(labels)) != len(labels):
+        raise sec.error("codings", "two codings with the same options")
+    scales = sec.number_list("scales", [0.0, 1.0])
+    if any(s < 0 for s in scales):
+        raise sec.error("scales", "must be non-negative")
+    seeds = sec.take("seeds", (list, int), [0, 1])
+    seeds = list(range(seeds)) if isinstance(seeds, int) else seeds
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):
+        raise sec.error("seeds", "must be a non-empty list of integers")
+    test_subset = sec.take("test_subset", int, None, check=lambda v: v >= 1,
+                           check_msg="must be at least 1")
+    out = sec.take("out", str, None)
+    if out is not None and base_dir is not None and not Path(out).is_absolute():
+        out = str(base_dir / out)
+    sec.done()
+    return InferSpec(name, network, layers, luts, codings, [float(s) for s in sorted(scales)],
+                     seeds, test_subset, out, None if file is None else str(file))
