@@ -99,14 +99,15 @@ def _plot_vs_scale(table: pd.DataFrame, column: str, ylabel: str, float_accuracy
                 ax.fill_between(g["scale"], g[f"{column}_lo"], g[f"{column}_hi"], alpha=0.2)
         if float_accuracy is not None:
             ax.axhline(100 * float_accuracy, color="k", ls="--", lw=0.8, label="float")
-        ax.set_xscale("symlog", linthresh=1)
+        positive = t.loc[t["scale"] > 0, "scale"]
+        ax.set_xscale("symlog", linthresh=float(positive.min()) if len(positive) else 1.0)
         if float_accuracy is None:
             ax.set_yscale("symlog", linthresh=1e-6)
         ax.set_title(f"{lut} (read at {t['time'].min():g} s)")
         ax.set_xlabel("variability scale (× measured spread)")
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     axes[0][0].set_ylabel(ylabel)
-    axes[0][-1].legend(fontsize=7)
     return fig
 
 
