@@ -144,6 +144,35 @@ def test_optuna_study_resumes_from_sqlite(tmp_path):
     assert len(optuna.get_all_study_summaries(f"sqlite:///{db}")) == 4
 
 
+
+def test_a_study_resumed_after_kills_ends_where_an_uninterrupted_one_does(tmp_path):
+    """A worker killed mid-fit leaves a study with a trial still 'running'; its retry resumes
+    the study, and the table must be the one an uninterrupted search gives (a Dask retry
+    changes nothing)."""
+    import optuna
+
+    from memsim.models.formats import table_document
+
+    data = sample_points(load_synthetic("asymmetric"), 600, seed=3)
+    straight, straight_trials = fit_optuna(data, OptunaSettings(trials=14, progress=False), 1)
+    db = tmp_path / "study.db"
+    url = f"sqlite:///{db}"
+    for stop in (2, 11):  # killed among the starting points, then after TPE took over
+        fit_optuna(data, OptunaSettings(trials=stop, progress=False, storage=str(db)), 1)
+        for summary in optuna.get_all_study_summaries(url):
+            optuna.load_study(study_name=summary.study_name, storage=url).ask()  # left running
+    resumed, resumed_trials = fit_optuna(
+        data, OptunaSettings(trials=14, progress=False, storage=str(db)), 1)
+    assert table_document(resumed) == table_document(straight)
+
+    def strip(records):
+        return [{k: v for k, v in r.items() if k != "trial"} for r in records]
+
+    assert strip(resumed_trials) == strip(straight_trials)  # the same trials, in order
+    fewer, _ = fit_optuna(data, OptunaSettings(trials=11, progress=False, storage=str(db)), 1)
+    alone, _ = fit_optuna(data, OptunaSettings(trials=11, progress=False), 1)
+    assert table_document(fewer) == table_document(alone)  # a longer stored study: its start
+
 def test_fits_are_deterministic_given_the_seed():
     data = sample_points(load_synthetic("asymmetric"), 1500, seed=5)
     a, _ = fit_optuna(data, OptunaSettings(trials=10, progress=False), seed=2)

@@ -55,6 +55,61 @@ def _storage_url(storage: str | None) -> str | None:
     return f"sqlite:///{Path(storage).resolve()}"
 
 
+def _study_digest(pts, s: OptunaSettings, seed: int) -> str:
+    """What a stored study must match to be resumed: the data, the seed (folds and proposals
+    derive from it) and every setting that shapes the search, but not the number of trials (a
+    study run to 50 trials resumes to 100)."""
+    h = hashlib.sha256(np.stack([pts.g, pts.dg]).tobytes())
+    h.update(repr((seed, s.folds, s.max_bins, s.q, tuple(s.families), s.table_bins)).encode())
+    return h.hexdigest()[:10]
+
+
+def _open_study(s: OptunaSettings, name: str):
+    import optuna
+
+    try:
+        return optuna.create_study(direction="minimize", storage=_storage_url(s.storage),
+                                   study_name=name, load_if_exists=s.storage is not None)
+    except ImportError as exc:  # a PostgreSQL / MySQL URL without its driver
+        raise MemsimError(f"cannot open the Optuna storage: {exc} (install the database "
+                          "driver, e.g. psycopg2-binary or pymysql)", s.storage) from None
+    except Exception as exc:  # SQLAlchemy/OS errors: an unusable file, an unreachable server
+        raise MemsimError(f"cannot open the Optuna storage ({exc.__class__.__name__})",
+                          s.storage) from None
+
+
+def _search(study, objective, starts: list[dict], trials: int, seed: int, key: int,
+            advance) -> list:
+    """Run ``study`` up to ``trials`` complete trials, the ``starts`` first, then TPE; returns
+    the first ``trials`` complete trials (a stored study may hold more).
+
+    Each trial's proposal depends only on the complete trials before it (the sampler is
+    seeded by their count, and trials left running by a killed process are ignored), so a
+    study resumed from storage ends exactly where an uninterrupted one would."""
+    import optuna
+    from optuna.trial import TrialState
+
+    counted = 0
+    while True:
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        advance(min(len(complete), trials) - counted)
+        counted = min(len(complete), trials)
+        if len(complete) >= trials:
+            return complete[:trials]
+        done = [t.params for t in complete]
+        start = next((p for p in starts if p not in done), None)
+        if start is not None:  # scored directly and added whole: nothing half-stored
+            fixed = optuna.trial.FixedTrial(start)
+            value = objective(fixed)
+            study.add_trial(optuna.trial.create_trial(
+                params=fixed.params, distributions=fixed.distributions, value=value))
+            continue
+        study.sampler = optuna.samplers.TPESampler(
+            seed=seed_for(seed, "search", key, len(complete)), constant_liar=False)
+        trial = study.ask()
+        study.tell(trial, objective(trial))
+
+
 def _starting_points(families, max_bins: int) -> list[dict]:
     """The configurations every search tries first: plain equal-width binning and the two
     smooth shapes at a middling bandwidth."""
@@ -108,39 +163,22 @@ def fit_optuna(data: PulseData, settings: OptunaSettings | None = None, seed: in
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            sampler = optuna.samplers.TPESampler(seed=seed_for(seed, "search", pi))
-            # the study name carries a hash of the data: a stored study resumes only on the
-            # data it was started with
-            digest = hashlib.sha256(np.stack([pts.g, pts.dg]).tobytes()).hexdigest()[:10]
-            try:
-                study = optuna.create_study(direction="minimize", sampler=sampler,
-                                            storage=_storage_url(s.storage),
-                                            study_name=f"{s.study_name}-{pol}-{digest}",
-                                            load_if_exists=s.storage is not None)
-            except Exception as exc:  # SQLAlchemy/OS errors: an unusable storage file
-                raise MemsimError(f"cannot open the Optuna storage ({exc.__class__.__name__})",
-                                  s.storage) from None
-            if not study.trials:
-                for start in _starting_points(s.families, max_bins):
-                    study.enqueue_trial(start)
-            done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-            todo = max(0, s.trials - done)
-            with tqdm(total=todo, desc=f"optuna {pol}", disable=not s.progress or None,
+            study = _open_study(s, f"{s.study_name}-{pol}-{_study_digest(pts, s, seed)}")
+            with tqdm(total=s.trials, desc=f"optuna {pol}", disable=not s.progress or None,
                       leave=False) as bar:
-                study.optimize(objective, n_trials=todo,
-                               callbacks=[lambda st, tr, bar=bar: bar.update(1)])
-        params = study.best_params
-        best[pol] = {**params, "cv_crps": float(study.best_value)}
+                done = _search(study, objective, _starting_points(s.families, max_bins),
+                               s.trials, seed, pi, bar.update)
+        chosen = min(done, key=lambda t: t.value)  # the first of equals, as Optuna's best
+        params = chosen.params
+        best[pol] = {**params, "cv_crps": float(chosen.value)}
         if params["family"] == "smooth":
             tables[pol] = smooth_table(pts.g, pts.dg, lo, hi, params["bandwidth"],
                                        params["shape"], s.table_bins, s.q)
         else:
             tables[pol] = fit_binning_polarity(pts.g, pts.dg, params["bins"], params["edges"],
                                                params["stat"], (lo, hi), s.q)
-        for t in study.trials:
-            if t.state == optuna.trial.TrialState.COMPLETE:
-                records.append({"polarity": pol, "trial": t.number, "cv_crps": t.value,
-                                **t.params})
+        records += [{"polarity": pol, "trial": t.number, "cv_crps": t.value, **t.params}
+                    for t in done]
     meta = fit_metadata(data, "optuna", {"trials": s.trials, "folds": s.folds,
                                       "max_bins": s.max_bins, "families": list(s.families),
                                       "best": best}, seed)
