@@ -214,3 +214,77 @@ def bench_ensemble(table: str = "device_data/xbtorch_tiox/optuna_exp_1.5V", memb
             "batched_s": t_batched, "sequential_s": t_seq, "speedup": t_seq / t_batched,
             "batched_mean_acc": float(hb["test_acc"].mean()),
             "sequential_mean_acc": float(np.mean(single_acc))}
+
+
+CLUSTER_SWEEP = {  # a reduced bias sweep: the study's synthetic target, every kind of task
+    "name": "bench_cluster", "truths": ["xbtorch_target"], "n": [300, 3000],
+    "methods": [{"name": "bin8", "method": "binning", "bins": 8, "edges": "width",
+                 "stat": "empirical"},
+                {"name": "optuna", "method": "optuna", "trials": 50},
+                {"name": "smooth", "method": "smooth"},
+                {"name": "truth", "method": "truth"}],
+    "data_seeds": [0, 1, 2, 3], "train_seeds": [0, 1], "subset": 5000,
+    "networks": [{"name": "mlp", "kind": "mlp", "hidden": [100]}],
+    "mapping": {"kind": "pair", "policy": "split", "w_max": 1.0, "max_pulses": 8},
+    "training": {"epochs": 1, "batch": 64, "lr": 0.1}, "reference_replicates": 4,
+    "ensemble": 4}
+FULL_SWEEPS = ("experiments/bias_synthetic.yaml", "experiments/bias_tiox.yaml",
+               "experiments/bias_taox.yaml")
+
+
+def makespan(seconds: list[float], workers: int) -> float:
+    """Wall time of independent tasks on ``workers`` workers, longest first to the least
+    loaded (the LPT schedule; within 4/3 of the best possible)."""
+    loads = [0.0] * workers
+    for s in sorted(seconds, reverse=True):
+        loads[loads.index(min(loads))] += s
+    return max(loads)
+
+
+def bench_cluster(workers: int = 2, spec: dict | None = None,
+                  scaling: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)) -> dict:
+    """A reduced bias sweep run twice from an empty store, in the same process: by the local
+    executor (this process, every core) and by a Dask LocalCluster of ``workers`` processes.
+    Then the wall time expected on W workers from the measured task times (fits, then
+    batches, each stage scheduled longest first), and the tasks the full-scale sweeps hold."""
+    import tempfile
+    from pathlib import Path
+
+    from .sweep import load_sweep_spec, parse_sweep_spec, run_sweep
+    from .sweep.executors import executor_for
+    from .sweep.plan import plan
+    from .sweep.spec import validate
+    from .sweep.store import SweepStore
+
+    doc = spec or CLUSTER_SWEEP
+    seconds, tasks = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, cluster in (("local", None), ("dask", f"local:{workers}")):
+            sweep = parse_sweep_spec({**doc, "out": str(Path(tmp) / name)})
+            executor = executor_for(cluster)
+            if cluster:
+                executor.start()  # the cluster's start-up is timed apart
+            t0 = time.perf_counter()
+            run_sweep(sweep, progress=False, log=lambda m: None, executor=executor)
+            seconds[name] = time.perf_counter() - t0
+        fits, batches = plan(sweep, validate(sweep))
+        store = SweepStore(Path(tmp) / "dask")
+        fit_s = [store.get("fits", f["key"])["seconds"] for f in fits]
+        batch_s = [store.get("batches", b["key"])["seconds"] for b in batches]
+    tasks = len(fits) + len(batches)
+    out = {"benchmark": "cluster", "workers": workers, "fits": len(fits),
+           "batches": len(batches), "networks": sum(len(b["members"]) for b in batches),
+           "local_s": seconds["local"], "dask_s": seconds["dask"],
+           "local_tasks_per_min": 60 * tasks / seconds["local"],
+           "dask_tasks_per_min": 60 * tasks / seconds["dask"],
+           "dask_over_local": seconds["local"] / seconds["dask"],
+           "fit_task_s_sum": sum(fit_s), "fit_task_s_max": max(fit_s),
+           "batch_task_s_sum": sum(batch_s), "batch_task_s_max": max(batch_s)}
+    one = makespan(fit_s, 1) + makespan(batch_s, 1)
+    for w in scaling:
+        out[f"expected_speedup_{w}_workers"] = one / (makespan(fit_s, w) + makespan(batch_s, w))
+    for path in FULL_SWEEPS:
+        full = load_sweep_spec(path)
+        f_full, b_full = plan(full, validate(full, path))
+        out[f"{Path(path).stem}_full_tasks"] = f"{len(f_full)} fits, {len(b_full)} batches"
+    return out

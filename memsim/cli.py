@@ -208,13 +208,16 @@ def _int_list(text: str | None, flag: str) -> list[int] | None:
               help="truth device (table file, preset, device YAML); replaces the spec's")
 @click.option("--jobs", type=int, help="processes for fits and training batches")
 @click.option("--ensemble", type=int, help="networks per batched pass")
+@click.option("--cluster", help="run the tasks on Dask: local:N worker processes, or a "
+              "scheduler address such as tcp://host:8786 (the output folder must be on a "
+              "filesystem every worker sees)")
 @click.option("--compute", "--device", "compute", default="auto", show_default=True,
               help="where to compute: auto, cpu or cuda (--device: the old name)")
 @click.option("--out", type=click.Path(file_okay=False))
 @click.option("--no-progress", is_flag=True)
 @handle_errors
 def bias_sweep_cmd(spec_file, epochs, subset, seeds, data_seeds, sizes, truths, jobs, ensemble,
-                   compute, out, no_progress):
+                   cluster, compute, out, no_progress):
     """Modeling bias of fitted device models over truths, N, methods and seeds.
 
     Resumable: rerunning the same command skips every finished fit and training batch.
@@ -231,7 +234,7 @@ def bias_sweep_cmd(spec_file, epochs, subset, seeds, data_seeds, sizes, truths, 
     # truths on the command line are relative to where the command runs, not to the spec
     cli_truths = [_cwd_path(t) for t in truths]
     flags = {"subset": subset, "out": out, "jobs": jobs, "ensemble": ensemble,
-             "n": _int_list(sizes, "--n"), "training": {"epochs": epochs},
+             "cluster": cluster, "n": _int_list(sizes, "--n"), "training": {"epochs": epochs},
              "train_seeds": list(range(seeds)) if seeds else None,
              "data_seeds": list(range(data_seeds)) if data_seeds else None,
              "truths": cli_truths or None}
@@ -252,12 +255,16 @@ def bias_sweep_cmd(spec_file, epochs, subset, seeds, data_seeds, sizes, truths, 
 @click.option("--seeds", type=int, help="number of training seeds (0..K-1)")
 @click.option("--jobs", type=int, help="processes for training batches")
 @click.option("--ensemble", type=int, help="seeds per batched pass")
+@click.option("--cluster", help="run the tasks on Dask: local:N worker processes, or a "
+              "scheduler address such as tcp://host:8786 (the output folder must be on a "
+              "filesystem every worker sees)")
 @click.option("--compute", "--device", "compute", default="auto", show_default=True,
               help="where to compute: auto, cpu or cuda")
 @click.option("--out", type=click.Path(file_okay=False))
 @click.option("--no-progress", is_flag=True)
 @handle_errors
-def ablate_cmd(spec_file, epochs, subset, seeds, jobs, ensemble, compute, out, no_progress):
+def ablate_cmd(spec_file, epochs, subset, seeds, jobs, ensemble, cluster, compute, out,
+               no_progress):
     """Which device imperfection costs the most accuracy: the base network trained on each
     variant of its device (imperfections switched off) over several seeds.
 
@@ -270,7 +277,8 @@ def ablate_cmd(spec_file, epochs, subset, seeds, jobs, ensemble, compute, out, n
     if seeds is not None and seeds < 1:
         raise MemsimError(f"--seeds must be at least 1, not {seeds}")
     raw = merge_flags(load_yaml(spec_file), {
-        "seeds": list(range(seeds)) if seeds else None, "jobs": jobs, "ensemble": ensemble})
+        "seeds": list(range(seeds)) if seeds else None, "jobs": jobs, "ensemble": ensemble,
+        "cluster": cluster})
     overrides = merge_flags({}, {"subset": subset, "training": {"epochs": epochs}})
     spec = parse_ablation_spec(raw, spec_file, overrides)
     if out is not None:
@@ -448,7 +456,8 @@ def generate_cmd(model, n_points, seed, unit, out):
 def bench_cmd(which, device, out, seeds, sizes):
     """Run benchmarks: sampling, optuna, training, ensemble (default: these four), jart,
     jart_mixed (JART device-pulses per second, noise-free and realistic mixed), infer (coded
-    weight reads per second), or fidelity
+    weight reads per second), cluster (a reduced bias sweep: the local executor against a
+    Dask LocalCluster of 2 workers, and the expected scaling with workers), or fidelity
     (fit methods against measured LUTs, written to a folder)."""
     import pandas as pd
 
@@ -468,7 +477,8 @@ def bench_cmd(which, device, out, seeds, sizes):
             "ensemble": lambda: bench.bench_ensemble(device=device),
             "jart": lambda: bench.bench_jart(device=device),
             "jart_mixed": lambda: bench.bench_jart(preset="realistic_mixed", device=device),
-            "infer": lambda: bench.bench_infer(device=device)}
+            "infer": lambda: bench.bench_infer(device=device),
+            "cluster": lambda: bench.bench_cluster()}
     unknown = [n for n in names if n not in runs]
     if unknown:
         raise MemsimError(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(runs)}")

@@ -17,7 +17,9 @@ import yaml
 from .._version import __version__
 from ..io.storage import atomic_write, sha256_json
 from ..seeds import SCHEME, seed_for
-from ..sweep.execute import Executor, LocalExecutor
+from ..sweep.execute import Executor
+from ..sweep.executors import executor_for
+from ..sweep.run import report_failures
 from ..sweep.store import SweepStore
 from ..train.trainer import prepare
 from .report import write_ablation_report
@@ -76,27 +78,33 @@ def run_ablation(spec: AblationSpec, compute: str = "cpu", progress: bool = True
     from tqdm.auto import tqdm
 
     prepare(spec.base, compute, spec.file)  # the dataset and the base spec, before training
-    out = Path(spec.out or f"results/{spec.name}")
-    out.mkdir(parents=True, exist_ok=True)
-    store = SweepStore(out)
-    batches = plan(spec, compute)
-    todo = [b for b in batches if not store.has("batches", b["key"])]
-    log(f"{spec.name}: {len(spec.variants)} variants x {len(spec.seeds)} seeds, "
-        f"{len(batches)} training batches ({len(batches) - len(todo)} cached)")
-    with atomic_write(out / "ablation_spec.yaml") as fh:
-        yaml.safe_dump({"name": spec.name, "base": spec.base.resolved(out),
-                        "seeds": spec.seeds,
-                        "variants": [{"name": v.name, **v.states,
-                                      **({"device": v.device.resolved(out)}
-                                         if v.device is not None else {})}
-                                     for v in spec.variants],
-                        "ensemble": spec.ensemble}, fh, sort_keys=False)
-    weights = [float(len(b["seeds"])) for b in todo]
-    bar = tqdm(total=sum(weights), desc=spec.name, disable=not progress or None, unit="net")
-    try:
-        with executor or LocalExecutor(spec.jobs) as ex:
-            ex.map(run_batch, [(b, spec, store, compute) for b in todo], weights, bar.update)
-    finally:
-        bar.close()
+    gpu = compute.startswith("cuda")
+    with executor or executor_for(spec.cluster, spec.jobs) as ex:
+        ex.start(gpu)  # a cluster that cannot run the batches: refused before any write
+        out = Path(spec.out or f"results/{spec.name}")
+        out.mkdir(parents=True, exist_ok=True)
+        store = SweepStore(out)
+        batches = plan(spec, compute)
+        todo = [b for b in batches if not store.has("batches", b["key"])]
+        log(f"{spec.name}: {len(spec.variants)} variants x {len(spec.seeds)} seeds, "
+            f"{len(batches)} training batches ({len(batches) - len(todo)} cached)")
+        with atomic_write(out / "ablation_spec.yaml") as fh:
+            yaml.safe_dump({"name": spec.name, "base": spec.base.resolved(out),
+                            "seeds": spec.seeds,
+                            "variants": [{"name": v.name, **v.states,
+                                          **({"device": v.device.resolved(out)}
+                                             if v.device is not None else {})}
+                                         for v in spec.variants],
+                            "ensemble": spec.ensemble}, fh, sort_keys=False)
+        weights = [float(len(b["seeds"])) for b in todo]
+        bar = tqdm(total=sum(weights), desc=spec.name, disable=not progress or None,
+                   unit="net")
+        try:
+            failures = ex.map(run_batch, [(b, spec, store, compute) for b in todo], weights,
+                              bar.update, [f"variant {b['variant']} seeds {b['seeds']}"
+                                           for b in todo], gpu=gpu)
+        finally:
+            bar.close()
+    report_failures(failures, len(todo), 0, log)
     write_ablation_report(spec, batches, store, out)
     return out

@@ -15,6 +15,7 @@ seeds. Relative paths are relative to the spec file::
       - {name: r_disc_d2d, device: jart:d2d_rdisc_realistic}   # or a device of its own
     ensemble: 3                       # seeds trained in one vectorized pass
     jobs: 1                           # processes
+    cluster: null                     # or local:N, tcp://host:8786: a Dask cluster trains them
     out: ../results/ablate_hfox
 
 Two variants are always added: ``full`` (the base device, every imperfection) and ``none``
@@ -31,6 +32,7 @@ from pathlib import Path
 
 from ..errors import MemsimError
 from ..io.schema import Section, deep_merge, load_yaml
+from ..sweep.spec import take_cluster
 from ..train.spec import TrainSpec, parse_train_spec
 
 FULL, NONE = "full", "none"
@@ -56,6 +58,7 @@ class AblationSpec:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     ensemble: int = 4
     jobs: int = 1
+    cluster: str | None = None
     out: str | None = None
     file: str | None = None
 
@@ -75,17 +78,16 @@ def parse_ablation_spec(data: dict, file=None, overrides: dict | None = None) ->
     """Everything is checked here, before any training: the base spec, each variant's name
     (unique, not a reserved one) and switches (known to the base device's kind, on or off)."""
     sec = Section(data, file)
-    base_dir = Path(file).parent if file is not None else None
+    base_dir = Path(file).absolute().parent if file is not None else Path.cwd()
     name = sec.take("name", str, Path(file).stem if file else "ablation")
     base_value = sec.take("base", (str, dict))
     if isinstance(base_value, str):
-        base_file = Path(base_value) if base_dir is None or Path(base_value).is_absolute() \
-            else base_dir / base_value
+        base_file = base_dir / base_value  # unchanged if base_value is absolute
         if not base_file.exists():
             raise MemsimError(f"base train spec {base_value!r} not found", file, "key 'base'")
         base_doc, base_where = load_yaml(base_file), base_file
     else:
-        base_doc, base_where = base_value, file
+        base_doc, base_where = base_value, None if file is None else Path(file).absolute()
     base_doc = deep_merge(base_doc, sec.take("overrides", dict, {}))
     base_doc = deep_merge(base_doc, overrides or {})
     base_doc.pop("out", None)  # the ablation writes its own outputs
@@ -138,6 +140,7 @@ def parse_ablation_spec(data: dict, file=None, overrides: dict | None = None) ->
                                           check_msg="must be >= 1"),
                         jobs=sec.take("jobs", int, 1, check=lambda v: v >= 1,
                                       check_msg="must be >= 1"),
+                        cluster=take_cluster(sec),
                         file=str(file) if file is not None else None)
     out = sec.take("out", str, None)
     spec.out = None if out is None else (str(base_dir / out) if base_dir and not

@@ -1,20 +1,54 @@
 """Executors: what runs a sweep's tasks. The plan, store and report are the same whatever
-executes them; a distributed executor is one more subclass of :class:`Executor`."""
+executes them: :class:`LocalExecutor` (this process or a process pool, the default) or
+:class:`~memsim.sweep.dask_executor.DaskExecutor` (a Dask cluster), chosen by
+:func:`memsim.sweep.executors.executor_for` from ``--cluster`` / ``cluster:``.
+
+Every executor has the same failure rule: a task that raises is reported (its cell and the
+one-line error) and the others go on; the caller decides what an incomplete sweep means (a
+rerun finds the finished tasks in the store and runs only the rest).
+"""
 
 from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..errors import MemsimError
+
+
+@dataclass
+class TaskFailure:
+    """A task that raised: the cell it was computing and its error, on one line."""
+
+    label: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.error}"
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ") \
+        if not isinstance(exc, MemsimError) else str(exc).splitlines()[0]
 
 
 class Executor(ABC):
-    """Runs task calls; ``map`` returns once every call has finished."""
+    """Runs task calls; ``map`` returns once every call has finished or failed."""
 
     @abstractmethod
     def map(self, fn: Callable, calls: list[tuple], weights: list[float],
-            advance: Callable[[float], None]) -> None:
-        """Run ``fn(*args)`` for each ``args`` in ``calls``; ``advance(weight)`` as each ends."""
+            advance: Callable[[float], None], labels: list[str] | None = None,
+            gpu: bool = False) -> list[TaskFailure]:
+        """Run ``fn(*args)`` for each ``args`` in ``calls``; ``advance(weight)`` as each ends
+        (finished or failed); returns the failures. ``gpu``: the tasks compute on CUDA (a
+        cluster sends them to workers with a ``GPU`` resource)."""
+
+    def start(self, gpu: bool = False) -> None:  # noqa: B027 - optional
+        """Connect to the workers (before anything is written): refuse, with one line, a
+        cluster that cannot be reached or, with ``gpu``, has no worker that can run CUDA."""
 
     def close(self) -> None:  # noqa: B027 - optional
         """Release workers."""
@@ -24,6 +58,10 @@ class Executor(ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _labels(labels: list[str] | None, n: int) -> list[str]:
+    return labels if labels is not None else [f"task {i}" for i in range(n)]
 
 
 class LocalExecutor(Executor):
@@ -44,19 +82,28 @@ class LocalExecutor(Executor):
                                              initializer=_worker_init, initargs=(threads,))
         return self._pool
 
-    def map(self, fn, calls, weights, advance) -> None:
+    def map(self, fn, calls, weights, advance, labels=None, gpu=False) -> list[TaskFailure]:
+        labels = _labels(labels, len(calls))
+        failures = []
         if self.jobs == 1:
-            for args, w in zip(calls, weights, strict=True):
-                fn(*args)
+            for args, w, label in zip(calls, weights, labels, strict=True):
+                try:
+                    fn(*args)
+                except Exception as exc:  # noqa: BLE001 - reported, the sweep goes on
+                    failures.append(TaskFailure(label, one_line(exc)))
                 advance(w)
-            return
+            return failures
         from concurrent.futures import as_completed
 
-        futures = {self._workers().submit(fn, *args): w
-                   for args, w in zip(calls, weights, strict=True)}
+        futures = {self._workers().submit(fn, *args): (w, label)
+                   for args, w, label in zip(calls, weights, labels, strict=True)}
         for fut in as_completed(futures):
-            fut.result()
-            advance(futures[fut])
+            w, label = futures[fut]
+            exc = fut.exception()
+            if exc is not None:
+                failures.append(TaskFailure(label, one_line(exc)))
+            advance(w)
+        return failures
 
     def close(self) -> None:
         if self._pool is not None:
@@ -68,3 +115,4 @@ def _worker_init(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+

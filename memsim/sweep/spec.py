@@ -35,6 +35,7 @@ A sweep spec (YAML), relative paths relative to the spec file::
     training: {epochs: 2, batch: 64, lr: 0.1}
     ensemble: 8                      # networks trained per batched pass
     jobs: 1                          # processes (fits and batches run in parallel)
+    cluster: null                    # or local:N, tcp://host:8786: a Dask cluster runs them
     out: ../results/bias_synthetic
 
 The sweep runs in stages, one module each: this spec, the plan (:mod:`.plan`: fit cells and
@@ -129,6 +130,7 @@ class SweepSpec:
     reference_replicates: int = 4
     ensemble: int = 8
     jobs: int = 1
+    cluster: str | None = None
     out: str | None = None
 
     def resolved(self, relto=None) -> dict:
@@ -144,7 +146,7 @@ class SweepSpec:
                 "training": asdict(self.training),
                 "reference_replicates": self.reference_replicates,
                 "ensemble": self.ensemble, "jobs": self.jobs,
-                "out": "." if relto else self.out}
+                "out": "." if relto else self.out}  # not the cluster: it changes no result
 
 
 
@@ -161,7 +163,8 @@ def _method(sec: Section, base) -> MethodSpec:
 
 def parse_sweep_spec(data: dict, file=None) -> SweepSpec:
     sec = Section(data, file)
-    base = Path(file).parent if file is not None else None
+    # absolute: tasks may run on workers started elsewhere (a cluster on a shared filesystem)
+    base = Path(file).absolute().parent if file is not None else Path.cwd()
     spec = SweepSpec()
     spec.name = sec.take("name", str, Path(file).stem if file else "bias")
     spec.dataset = sec.take("dataset", str, "mnist", choices=DATASETS)
@@ -215,6 +218,7 @@ def parse_sweep_spec(data: dict, file=None) -> SweepSpec:
                                          check=lambda v: v >= 1, check_msg="must be >= 1")
     spec.ensemble = sec.take("ensemble", int, 8, check=lambda v: v >= 1, check_msg=">= 1")
     spec.jobs = sec.take("jobs", int, 1, check=lambda v: v >= 1, check_msg="must be >= 1")
+    spec.cluster = take_cluster(sec)
     out = sec.take("out", str, None)
     spec.out = None if out is None else (str(base / out) if base and not Path(out).is_absolute()
                                          else out)
@@ -248,3 +252,12 @@ def validate(spec: SweepSpec, file=None) -> dict[str, object]:
         raise MemsimError("truth names must be unique", file, "key 'truths'")
     return models
 
+
+def take_cluster(sec: Section) -> str | None:
+    from .executors import parse_cluster
+
+    value = sec.take("cluster", str, None)
+    try:
+        return parse_cluster(value)
+    except MemsimError as exc:
+        raise sec.error("cluster", exc.problem) from None

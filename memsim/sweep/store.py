@@ -22,7 +22,7 @@ class SweepStore:
 
     def __init__(self, out: str | Path):
         # a path every worker sees (a shared filesystem for a distributed executor)
-        self.root = Path(out) / "cache"
+        self.root = Path(out).absolute() / "cache"
 
     def path(self, kind: str, key: str) -> Path:
         if kind not in KINDS:
