@@ -112,18 +112,30 @@ def _plot_vs_scale(table: pd.DataFrame, column: str, ylabel: str, float_accuracy
 
 
 def _plot_bits(bits: pd.DataFrame):
+    """Per coding, the bit error rate of each bit position at each LUT's last read time (where
+    drift has had its say): at the measured spread (scale 1, if run) and at the largest
+    scale, side by side."""
     import matplotlib.pyplot as plt
 
     colors = {"sign": "tab:red", "exponent": "tab:orange", "mantissa": "tab:blue"}
-    t0 = bits[bits["time"] == bits.groupby("lut")["time"].transform("min")]
-    t0 = t0[t0["scale"] == t0["scale"].max()]
-    panels = list(dict.fromkeys(zip(t0["lut"], t0["coding"], strict=False)))
-    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.2 * len(panels)), squeeze=False)
+    last = bits[bits["time"] == bits.groupby("lut")["time"].transform("max")]
+    scales = sorted({1.0, float(last["scale"].max())} & set(last["scale"].astype(float)))
+    panels = list(dict.fromkeys(zip(last["lut"], last["coding"], strict=False)))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.4 * len(panels)), squeeze=False,
+                             layout="constrained")
+    width = 0.8 / len(scales)
     for ax, (lut, coding) in zip(axes[:, 0], panels, strict=False):
-        g = t0[(t0["lut"] == lut) & (t0["coding"] == coding)]
-        ax.bar(g["bit"], g["ber"], color=[colors[f] for f in g["field"]])
-        ax.set_title(f"{lut} × {coding}, scale {g['scale'].iloc[0]:g}", fontsize=9)
+        for i, scale in enumerate(scales):
+            g = last[(last["lut"] == lut) & (last["coding"] == coding)
+                     & (last["scale"] == scale)]
+            ax.bar(g["bit"] + (i - (len(scales) - 1) / 2) * width, g["ber"], width,
+                   color=[colors[f] for f in g["field"]], alpha=0.45 if i == 0 and
+                   len(scales) > 1 else 1.0, edgecolor="k", linewidth=0.3)
+        ax.set_title(f"{lut} × {coding}, read at {last.loc[last['lut'] == lut, 'time'].max():g}"
+                     f" s; scale {' (light) and '.join(f'{s:g}' for s in scales)}", fontsize=9)
         ax.set_ylabel("bit error rate")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colors.values()]
+    axes[0, 0].legend(handles, list(colors), fontsize=7, loc="upper right")
     axes[-1, 0].set_xlabel("bit position (0 = sign, then exponent, then mantissa)")
     return fig
 
