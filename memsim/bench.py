@@ -228,8 +228,7 @@ CLUSTER_SWEEP = {  # a reduced bias sweep: the study's synthetic target, every k
     "mapping": {"kind": "pair", "policy": "split", "w_max": 1.0, "max_pulses": 8},
     "training": {"epochs": 1, "batch": 64, "lr": 0.1}, "reference_replicates": 4,
     "ensemble": 4}
-FULL_SWEEPS = ("experiments/bias_synthetic.yaml", "experiments/bias_tiox.yaml",
-               "experiments/bias_taox.yaml")
+FULL_SWEEPS = ("bias_synthetic.yaml", "bias_tiox.yaml", "bias_taox.yaml")  # experiments/
 
 
 def makespan(seconds: list[float], workers: int) -> float:
@@ -257,7 +256,7 @@ def bench_cluster(workers: int = 2, spec: dict | None = None,
     from .sweep.store import SweepStore
 
     doc = spec or CLUSTER_SWEEP
-    seconds, tasks = {}, {}
+    seconds = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, cluster in (("local", None), ("dask", f"local:{workers}")):
             sweep = parse_sweep_spec({**doc, "out": str(Path(tmp) / name)})
@@ -277,13 +276,14 @@ def bench_cluster(workers: int = 2, spec: dict | None = None,
            "local_s": seconds["local"], "dask_s": seconds["dask"],
            "local_tasks_per_min": 60 * tasks / seconds["local"],
            "dask_tasks_per_min": 60 * tasks / seconds["dask"],
-           "dask_over_local": seconds["local"] / seconds["dask"],
+           "dask_speedup": seconds["local"] / seconds["dask"],
            "fit_task_s_sum": sum(fit_s), "fit_task_s_max": max(fit_s),
            "batch_task_s_sum": sum(batch_s), "batch_task_s_max": max(batch_s)}
     one = makespan(fit_s, 1) + makespan(batch_s, 1)
     for w in scaling:
         out[f"expected_speedup_{w}_workers"] = one / (makespan(fit_s, w) + makespan(batch_s, w))
-    for path in FULL_SWEEPS:
+    for name in FULL_SWEEPS:
+        path = Path(__file__).resolve().parents[1] / "experiments" / name
         full = load_sweep_spec(path)
         f_full, b_full = plan(full, validate(full, path))
         out[f"{Path(path).stem}_full_tasks"] = f"{len(f_full)} fits, {len(b_full)} batches"

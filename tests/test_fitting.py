@@ -144,11 +144,10 @@ def test_optuna_study_resumes_from_sqlite(tmp_path):
     assert len(optuna.get_all_study_summaries(f"sqlite:///{db}")) == 4
 
 
-
 def test_a_study_resumed_after_kills_ends_where_an_uninterrupted_one_does(tmp_path):
-    """A worker killed mid-fit leaves a study with a trial still 'running'; its retry resumes
-    the study, and the table must be the one an uninterrupted search gives (a Dask retry
-    changes nothing)."""
+    """A worker killed mid-fit leaves a trial 'running'; a retry, or a second process on the
+    same study at once, resumes it. The table and the trials must be those of an
+    uninterrupted search (a Dask retry changes nothing)."""
     import optuna
 
     from memsim.models.formats import table_document
@@ -160,18 +159,37 @@ def test_a_study_resumed_after_kills_ends_where_an_uninterrupted_one_does(tmp_pa
     for stop in (2, 11):  # killed among the starting points, then after TPE took over
         fit_optuna(data, OptunaSettings(trials=stop, progress=False, storage=str(db)), 1)
         for summary in optuna.get_all_study_summaries(url):
-            optuna.load_study(study_name=summary.study_name, storage=url).ask()  # left running
+            study = optuna.load_study(study_name=summary.study_name, storage=url)
+            study.ask()  # left running by a killed worker
+            study.enqueue_trial({"family": "binning", "bins": 3, "edges": "width",
+                                 "stat": "gaussian"})  # queued by hand: not ours to run
+            first = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))[0]
+            study.add_trial(optuna.trial.create_trial(  # a second writer at position 0
+                params=first.params, distributions=first.distributions, value=-1.0,
+                user_attrs={"position": 0}))
     resumed, resumed_trials = fit_optuna(
         data, OptunaSettings(trials=14, progress=False, storage=str(db)), 1)
     assert table_document(resumed) == table_document(straight)
-
-    def strip(records):
-        return [{k: v for k, v in r.items() if k != "trial"} for r in records]
-
-    assert strip(resumed_trials) == strip(straight_trials)  # the same trials, in order
+    assert resumed_trials == straight_trials  # the same trials, in order, numbered alike
     fewer, _ = fit_optuna(data, OptunaSettings(trials=11, progress=False, storage=str(db)), 1)
     alone, _ = fit_optuna(data, OptunaSettings(trials=11, progress=False), 1)
     assert table_document(fewer) == table_document(alone)  # a longer stored study: its start
+
+
+def test_a_configuration_that_cannot_be_scored_is_never_chosen(monkeypatch):
+    import memsim.fit.optuna_binning as ob
+
+    real = ob.cv_crps_binning
+    monkeypatch.setattr(ob, "cv_crps_binning", lambda *a: float("nan") if a[3] == 20 else
+                        real(*a))  # the plain 20-bin start: NaN
+    data = sample_points(load_synthetic("softbounds"), 400, seed=0)
+    table, records = fit_optuna(data, OptunaSettings(trials=5, progress=False), seed=0)
+    assert len(records) == 10  # the search went on
+    assert all(r["bins"] != 20 for r in records if r["family"] == "binning"
+               and r["cv_crps"] < float("inf"))
+    for pol in ("set", "reset"):
+        assert table.metadata["params"]["best"][pol]["cv_crps"] < float("inf")
+
 
 def test_fits_are_deterministic_given_the_seed():
     data = sample_points(load_synthetic("asymmetric"), 1500, seed=5)

@@ -17,9 +17,8 @@ import yaml
 from .._version import __version__
 from ..io.storage import atomic_write, sha256_json
 from ..seeds import SCHEME, seed_for
-from ..sweep.execute import Executor
+from ..sweep.execute import Executor, report_failures, unstored
 from ..sweep.executors import executor_for
-from ..sweep.run import report_failures
 from ..sweep.store import SweepStore
 from ..train.trainer import prepare
 from .report import write_ablation_report
@@ -77,10 +76,10 @@ def run_ablation(spec: AblationSpec, compute: str = "cpu", progress: bool = True
     """Run (or resume) an ablation; returns the output directory with its tables."""
     from tqdm.auto import tqdm
 
-    prepare(spec.base, compute, spec.file)  # the dataset and the base spec, before training
     gpu = compute.startswith("cuda")
     with executor or executor_for(spec.cluster, spec.jobs) as ex:
         ex.start(gpu)  # a cluster that cannot run the batches: refused before any write
+        prepare(spec.base, compute, spec.file)  # the dataset and the base spec, checked
         out = Path(spec.out or f"results/{spec.name}")
         out.mkdir(parents=True, exist_ok=True)
         store = SweepStore(out)
@@ -99,10 +98,12 @@ def run_ablation(spec: AblationSpec, compute: str = "cpu", progress: bool = True
         weights = [float(len(b["seeds"])) for b in todo]
         bar = tqdm(total=sum(weights), desc=spec.name, disable=not progress or None,
                    unit="net")
+        labels = [f"variant {b['variant']} seeds {b['seeds']}" for b in todo]
         try:
             failures = ex.map(run_batch, [(b, spec, store, compute) for b in todo], weights,
-                              bar.update, [f"variant {b['variant']} seeds {b['seeds']}"
-                                           for b in todo], gpu=gpu)
+                              bar.update, labels, gpu=gpu)
+            failures += unstored(labels, [b["key"] for b in todo],
+                                 lambda k: store.has("batches", k), failures)
         finally:
             bar.close()
     report_failures(failures, len(todo), 0, log)

@@ -73,6 +73,10 @@ class FitMethod(ABC):
     def estimate(self, data: PulseData, *, seed: int = 0, g_range=None) -> FitOutput:
         """The method's own fit, before the sanity check."""
 
+    def prepare(self) -> None:  # noqa: B027 - optional
+        """Set up what parallel fits will share (an Optuna storage's tables), once, before
+        they start."""
+
     def to_doc(self) -> dict:
         """The settings as a spec mapping that :meth:`from_spec` reads back."""
         return {f.name: getattr(self.settings, f.name) for f in fields(self.settings)

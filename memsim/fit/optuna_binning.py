@@ -46,6 +46,16 @@ class OptunaSettings:
     table_bins: int = 256  # bins of a chosen smooth fit's table
 
 
+def _storage_relative_to(storage: str | None, base) -> str | None:
+    """A storage path, or a SQLite URL with a relative path, made relative to the spec's
+    folder (workers elsewhere must find the same file); other URLs unchanged."""
+    if storage is None:
+        return None
+    if storage.startswith("sqlite:///") and not storage.startswith("sqlite:////"):
+        return f"sqlite:///{Path(resolve_ref(storage.removeprefix('sqlite:///'), base))}"
+    return storage if "://" in storage else resolve_ref(storage, base)
+
+
 def _storage_url(storage: str | None) -> str | None:
     if storage is None:
         return None
@@ -55,59 +65,106 @@ def _storage_url(storage: str | None) -> str | None:
     return f"sqlite:///{Path(storage).resolve()}"
 
 
-def _study_digest(pts, s: OptunaSettings, seed: int) -> str:
-    """What a stored study must match to be resumed: the data, the seed (folds and proposals
-    derive from it) and every setting that shapes the search, but not the number of trials (a
-    study run to 50 trials resumes to 100)."""
+SEARCH_VERSION = 2  # bumped when the same settings would search differently (keys the store)
+OPEN_ATTEMPTS = 4  # workers creating one new database at once can race on its tables
+
+
+def _study_digest(pts, s: OptunaSettings, seed: int, lo: float, hi: float) -> str:
+    """What a stored study must match to be resumed: the search's version, the data (and
+    its devices, which the folds follow), the range, the seed (folds and proposals derive
+    from it) and every setting that shapes the search, but not the number of trials (a study
+    run to 50 trials resumes to 100)."""
     h = hashlib.sha256(np.stack([pts.g, pts.dg]).tobytes())
-    h.update(repr((seed, s.folds, s.max_bins, s.q, tuple(s.families), s.table_bins)).encode())
+    if pts.device is not None:
+        h.update("\n".join(map(str, pts.device)).encode())
+    h.update(repr((SEARCH_VERSION, seed, lo, hi, s.folds, s.max_bins, s.q, tuple(s.families),
+                   s.table_bins)).encode())
     return h.hexdigest()[:10]
 
 
-def _open_study(s: OptunaSettings, name: str):
+def prepare_storage(storage: str | None) -> None:
+    """Create the storage's tables once, before several workers open it at the same time."""
+    if storage is not None:
+        import optuna
+
+        _retrying(lambda: optuna.storages.RDBStorage(_storage_url(storage)), storage)
+
+
+def _open_study(storage: str | None, name: str):
+    """The study ``name`` in ``storage`` (a SQLite file or an RDB URL), in memory if None."""
     import optuna
 
-    try:
-        return optuna.create_study(direction="minimize", storage=_storage_url(s.storage),
-                                   study_name=name, load_if_exists=s.storage is not None)
-    except ImportError as exc:  # a PostgreSQL / MySQL URL without its driver
-        raise MemsimError(f"cannot open the Optuna storage: {exc} (install the database "
-                          "driver, e.g. psycopg2-binary or pymysql)", s.storage) from None
-    except Exception as exc:  # SQLAlchemy/OS errors: an unusable file, an unreachable server
-        raise MemsimError(f"cannot open the Optuna storage ({exc.__class__.__name__})",
-                          s.storage) from None
+    return _retrying(lambda: optuna.create_study(
+        direction="minimize", storage=_storage_url(storage), study_name=name,
+        load_if_exists=True), storage)
 
 
-def _search(study, objective, starts: list[dict], trials: int, seed: int, key: int,
+def _retrying(open_it, storage: str | None):
+    """``open_it()``, tried a few times (workers creating one new database at once can race
+    on its tables); a missing driver or a storage that stays unusable: one line."""
+    import time
+
+    last = None
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            return open_it()
+        except ImportError as exc:  # a PostgreSQL / MySQL URL without its driver
+            raise MemsimError(f"cannot open the Optuna storage: {exc} (install the database "
+                              "driver, e.g. psycopg2-binary or pymysql)", storage) from None
+        except Exception as exc:  # noqa: BLE001 - SQLAlchemy/OS errors, a creation race
+            last = exc
+            time.sleep(0.2 * (attempt + 1))
+    raise MemsimError(f"cannot open the Optuna storage ({last.__class__.__name__})",
+                      storage) from None
+
+
+def _search(log, objective, starts: list[dict], trials: int, seed: int, key: int,
             advance) -> list:
-    """Run ``study`` up to ``trials`` complete trials, the ``starts`` first, then TPE; returns
-    the first ``trials`` complete trials (a stored study may hold more).
+    """Search until ``log`` (the study that keeps finished trials: in memory or in an RDB)
+    holds ``trials`` positions; returns the trials at positions 0 … trials-1.
 
-    Each trial's proposal depends only on the complete trials before it (the sampler is
-    seeded by their count, and trials left running by a killed process are ignored), so a
-    study resumed from storage ends exactly where an uninterrupted one would."""
+    Position k is the k-th starting point, or else the proposal of a TPE sampler seeded by k
+    that sees exactly positions 0 … k-1 (an in-memory study rebuilt from the log). Trials
+    are added to the log whole, tagged with their position, and only the first complete trial
+    at each position counts, so neither a trial left running by a killed worker nor a second
+    process searching the same study at once changes the result: a resumed study ends
+    exactly where an uninterrupted one would."""
+    import math
+
     import optuna
     from optuna.trial import TrialState
 
+    search = optuna.create_study(direction="minimize")  # positions 0 … k-1, and nothing else
+    known: dict[int, optuna.trial.FrozenTrial] = {}
     counted = 0
     while True:
-        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        advance(min(len(complete), trials) - counted)
-        counted = min(len(complete), trials)
-        if len(complete) >= trials:
-            return complete[:trials]
-        done = [t.params for t in complete]
-        start = next((p for p in starts if p not in done), None)
-        if start is not None:  # scored directly and added whole: nothing half-stored
-            fixed = optuna.trial.FixedTrial(start)
-            value = objective(fixed)
-            study.add_trial(optuna.trial.create_trial(
-                params=fixed.params, distributions=fixed.distributions, value=value))
-            continue
-        study.sampler = optuna.samplers.TPESampler(
-            seed=seed_for(seed, "search", key, len(complete)), constant_liar=False)
-        trial = study.ask()
-        study.tell(trial, objective(trial))
+        for t in log.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            known.setdefault(t.user_attrs.get("position", -1), t)
+        k = 0
+        while k in known:
+            k += 1
+        for pos in range(len(search.trials), min(k, trials)):
+            t = known[pos]
+            search.add_trial(optuna.trial.create_trial(
+                params=t.params, distributions=t.distributions, value=t.value))
+        advance(min(k, trials) - counted)
+        counted = min(k, trials)
+        if k >= trials:
+            return [known[i] for i in range(trials)]
+        if k < len(starts):
+            trial = optuna.trial.FixedTrial(starts[k])
+        else:
+            search.sampler = optuna.samplers.TPESampler(
+                seed=seed_for(seed, "search", key, k), constant_liar=False)
+            trial = search.ask()
+        value = float(objective(trial))
+        if not math.isfinite(value):  # a configuration that cannot be scored: never chosen
+            value = math.inf
+        if not isinstance(trial, optuna.trial.FixedTrial):
+            search.tell(trial, value)
+        log.add_trial(optuna.trial.create_trial(
+            params=trial.params, distributions=trial.distributions, value=value,
+            user_attrs={"position": k}))
 
 
 def _starting_points(families, max_bins: int) -> list[dict]:
@@ -163,10 +220,11 @@ def fit_optuna(data: PulseData, settings: OptunaSettings | None = None, seed: in
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study = _open_study(s, f"{s.study_name}-{pol}-{_study_digest(pts, s, seed)}")
+            log = _open_study(s.storage,
+                              f"{s.study_name}-{pol}-{_study_digest(pts, s, seed, lo, hi)}")
             with tqdm(total=s.trials, desc=f"optuna {pol}", disable=not s.progress or None,
                       leave=False) as bar:
-                done = _search(study, objective, _starting_points(s.families, max_bins),
+                done = _search(log, objective, _starting_points(s.families, max_bins),
                                s.trials, seed, pi, bar.update)
         chosen = min(done, key=lambda t: t.value)  # the first of equals, as Optuna's best
         params = chosen.params
@@ -177,13 +235,12 @@ def fit_optuna(data: PulseData, settings: OptunaSettings | None = None, seed: in
         else:
             tables[pol] = fit_binning_polarity(pts.g, pts.dg, params["bins"], params["edges"],
                                                params["stat"], (lo, hi), s.q)
-        records += [{"polarity": pol, "trial": t.number, "cv_crps": t.value, **t.params}
-                    for t in done]
+        records += [{"polarity": pol, "trial": i, "cv_crps": t.value, **t.params}
+                    for i, t in enumerate(done)]
     meta = fit_metadata(data, "optuna", {"trials": s.trials, "folds": s.folds,
                                       "max_bins": s.max_bins, "families": list(s.families),
                                       "best": best}, seed)
     return JumpTable(tables, lo, hi, data.unit, meta, name="optuna"), records
-
 
 
 class OptunaBinning(FitMethod):
@@ -201,7 +258,7 @@ class OptunaBinning(FitMethod):
             trials=sec.take("trials", int, d.trials, **at_least_1),
             folds=sec.take("folds", int, d.folds, **at_least_2),
             max_bins=sec.take("max_bins", int, d.max_bins, **at_least_1),
-            storage=None if storage is None or "://" in storage else resolve_ref(storage, base),
+            storage=_storage_relative_to(storage, base),
             study_name=sec.take("study_name", str, d.study_name),
             q=sec.take("q", int, d.q, **at_least_2),
             families=tuple(sec.take("families", list, list(d.families),
@@ -213,6 +270,12 @@ class OptunaBinning(FitMethod):
         doc = super().to_doc()
         doc["families"] = list(doc["families"])
         return doc
+
+    def key_params(self) -> dict:
+        return {**super().key_params(), "search_version": SEARCH_VERSION}
+
+    def prepare(self) -> None:
+        prepare_storage(self.settings.storage)
 
     def min_points(self) -> int:
         return 4 * self.settings.folds

@@ -29,10 +29,38 @@ class TaskFailure:
         return f"{self.label}: {self.error}"
 
 
+NOT_STORED = ("finished, but its result is not in the store: is the output folder on a "
+              "filesystem every worker mounts under the same path?")
+
+
 def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ") \
-        if not isinstance(exc, MemsimError) else str(exc).splitlines()[0]
+    """The error as one line: a memsim error as it reads, others with their type."""
+    first = next(iter(str(exc).strip().splitlines()), "")
+    if isinstance(exc, MemsimError):
+        return first or type(exc).__name__
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def unstored(labels: list[str], keys: list[str], stored: Callable[[str], bool],
+             failures: list[TaskFailure]) -> list[TaskFailure]:
+    """Tasks that did not fail yet left no result where the caller reads it (a worker that
+    wrote to a disk of its own): failures too."""
+    failed = {f.label for f in failures}
+    return [TaskFailure(label, NOT_STORED) for label, key in zip(labels, keys, strict=True)
+            if label not in failed and not stored(key)]
+
+
+def report_failures(failures: list[TaskFailure], tasks: int, skipped: int, log) -> None:
+    """Each failed task on a line of the log; then one error (the run is incomplete, its
+    report is not written; a rerun runs only what the store lacks)."""
+    if not failures and not skipped:
+        return
+    for f in failures:
+        log(f"failed: {f}")
+    extra = f", {skipped} batches skipped (their fits failed)" if skipped else ""
+    first = f" (first: {failures[0]})" if failures else ""
+    raise MemsimError(f"{len(failures)} of {tasks} tasks failed{extra}{first}; finished tasks "
+                      "are stored: fix the cause and rerun to complete the rest")
 
 
 class Executor(ABC):
@@ -60,7 +88,7 @@ class Executor(ABC):
         self.close()
 
 
-def _labels(labels: list[str] | None, n: int) -> list[str]:
+def task_labels(labels: list[str] | None, n: int) -> list[str]:
     return labels if labels is not None else [f"task {i}" for i in range(n)]
 
 
@@ -83,7 +111,7 @@ class LocalExecutor(Executor):
         return self._pool
 
     def map(self, fn, calls, weights, advance, labels=None, gpu=False) -> list[TaskFailure]:
-        labels = _labels(labels, len(calls))
+        labels = task_labels(labels, len(calls))
         failures = []
         if self.jobs == 1:
             for args, w, label in zip(calls, weights, labels, strict=True):
@@ -115,4 +143,3 @@ def _worker_init(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-

@@ -10,7 +10,8 @@ from .execute import Executor, LocalExecutor
 
 def parse_cluster(address: str | None, where: str = "--cluster") -> str | None:
     """Check a cluster address: ``local:N`` (N worker processes on this machine) or a
-    scheduler URL (``tcp://host:8786``, ``tls://…``); None = the local executor."""
+    scheduler's ``tcp://host:port`` (TLS would need certificates memsim does not pass); None =
+    the local executor."""
     if address is None:
         return None
     if address.startswith("local:"):
@@ -19,10 +20,10 @@ def parse_cluster(address: str | None, where: str = "--cluster") -> str | None:
             raise MemsimError(f"local:N needs a positive number of workers, not {address!r}",
                               None, where)
         return address
-    if "://" in address:
+    if address.startswith("tcp://") and len(address) > len("tcp://"):
         return address
-    raise MemsimError(f"cluster must be local:N or a scheduler address such as "
-                      f"tcp://host:8786, not {address!r}", None, where)
+    raise MemsimError(f"cluster must be local:N or a Dask scheduler address tcp://HOST:PORT, "
+                      f"not {address!r}", None, where)
 
 
 def executor_for(cluster: str | None, jobs: int = 1) -> Executor:

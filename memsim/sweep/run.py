@@ -6,9 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import MemsimError
 from ..io.storage import atomic_write
-from .execute import Executor, TaskFailure
+from .execute import Executor, report_failures, unstored
 from .executors import executor_for
 from .plan import plan
 from .report import write_sweep_report
@@ -43,21 +42,31 @@ def run_sweep(spec: SweepSpec, file=None, compute: str = "cpu", progress: bool =
         bar = tqdm(total=sum(weights), desc=spec.name, disable=not progress or None,
                    unit="task",
                    bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} [{elapsed}<{remaining}]")
+        for m in spec.methods:  # what parallel fits share (an Optuna storage), set up once
+            if m.fitter is not None and todo_fits:
+                m.fitter.prepare()
         try:  # fits first: batches read the fitted tables
+            labels = [fit_label(f) for f in todo_fits]
             failures = executor.map(run_fit_cell, [(f, store) for f in todo_fits],
-                                    [1.0] * len(todo_fits), bar.update,
-                                    [fit_label(f) for f in todo_fits])
+                                    [1.0] * len(todo_fits), bar.update, labels)
+            failures += unstored(labels, [f["key"] for f in todo_fits],
+                                 lambda k: store.has("fits", k), failures)
             failed = {f["key"] for f in todo_fits if not store.has("fits", f["key"])}
             runnable = [b for b in todo_batches
                         if not failed & {m["fit_key"] for m in b["members"]}]
-            bar.update(sum(len(b["members"]) for b in todo_batches if b not in runnable))
-            failures += executor.map(run_batch, [(b, spec_doc, store, compute) for b in runnable],
-                                     [float(len(b["members"])) for b in runnable], bar.update,
-                                     [batch_label(b) for b in runnable], gpu=gpu)
+            skipped = len(todo_batches) - len(runnable)
+            bar.update(sum(len(b["members"]) for b in todo_batches) -
+                       sum(len(b["members"]) for b in runnable))
+            labels = [batch_label(b) for b in runnable]
+            batch_failures = executor.map(
+                run_batch, [(b, spec_doc, store, compute) for b in runnable],
+                [float(len(b["members"])) for b in runnable], bar.update, labels, gpu=gpu)
+            failures += batch_failures + unstored(labels, [b["key"] for b in runnable],
+                                                  lambda k: store.has("batches", k),
+                                                  batch_failures)
         finally:
             bar.close()
-    report_failures(failures, len(todo_fits) + len(todo_batches),
-                    len(todo_batches) - len(runnable), log)
+    report_failures(failures, len(todo_fits) + len(todo_batches), skipped, log)
     write_sweep_report(spec, fits, batches, out, store)
     return out
 
@@ -72,18 +81,6 @@ def batch_label(batch: dict) -> str:
             f"{len(batch['members'])} networks)")
 
 
-def report_failures(failures: list[TaskFailure], tasks: int, skipped: int, log) -> None:
-    """Each failed task on a line of the log; then one error (the sweep is incomplete, its
-    report is not written; a rerun runs only what the store lacks)."""
-    if not failures:
-        return
-    for f in failures:
-        log(f"failed: {f}")
-    extra = f", {skipped} batches skipped (their fits failed)" if skipped else ""
-    raise MemsimError(f"{len(failures)} of {tasks} tasks failed{extra} (first: {failures[0]}); "
-                      "finished tasks are stored: fix the cause and rerun to complete the rest")
-
-
 def spec_document(spec: SweepSpec) -> dict:
     """A spec document that parses back to ``spec`` (paths already resolved)."""
     d = spec.resolved()
@@ -94,5 +91,4 @@ def spec_document(spec: SweepSpec) -> dict:
             "train_seeds": spec.train_seeds, "networks": d["networks"],
             "mapping": d["mapping"], "dw_min": spec.dw_min, "training": d["training"],
             "reference_replicates": spec.reference_replicates,
-            "ensemble": spec.ensemble, "jobs": spec.jobs, "out": spec.out,
-            "cluster": spec.cluster}
+            "ensemble": spec.ensemble, "jobs": spec.jobs, "out": spec.out}

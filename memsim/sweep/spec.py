@@ -91,6 +91,7 @@ class MethodSpec:
         return {"name": self.name, "method": self.method,
                 **({} if self.fitter is None else self.fitter.to_doc())}
 
+
 @dataclass
 class TruthSpec:
     name: str
@@ -147,7 +148,6 @@ class SweepSpec:
                 "reference_replicates": self.reference_replicates,
                 "ensemble": self.ensemble, "jobs": self.jobs,
                 "out": "." if relto else self.out}  # not the cluster: it changes no result
-
 
 
 # ------------------------------------------------------------------------ parsing

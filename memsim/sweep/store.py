@@ -1,6 +1,7 @@
 """The store of a sweep: every finished fit cell and training batch as one JSON document under
-``OUT/cache/{fits,batches}/KEY.json``, written atomically, so a task that runs twice (a retry,
-a resumed sweep) leaves the same file. The executor writes it; the report reads only it."""
+``OUT/cache/{fits,batches}/KEY.json``, written atomically; a task that runs twice (a retry,
+two workers given the same task) leaves the first copy. The executor writes it; the report
+reads only it."""
 
 from __future__ import annotations
 
@@ -33,7 +34,10 @@ class SweepStore:
         return self.path(kind, key).exists()
 
     def put(self, kind: str, key: str, doc: dict) -> None:
-        write_json(self.path(kind, key), doc)
+        """Store ``doc`` unless a copy is there already: the first finished copy of a task
+        run twice is kept (the copies differ only in the wall time they record)."""
+        if not self.has(kind, key):
+            write_json(self.path(kind, key), doc)
 
     def get(self, kind: str, key: str) -> dict:
         return json.loads(self.path(kind, key).read_text())
