@@ -738,12 +738,18 @@ def _inference_section(root: Path, inferences: list[Path]) -> list[str]:
                   f"over {seeds} seeds), `draws.csv`, `ber_by_bit.csv`, `lut_states.csv`; "
                   "figures `accuracy_vs_scale.png`, `relative_error_vs_scale.png`, "
                   "`ber_by_bit.png`, `accuracy_vs_time.png`.", ""]
-        ref = t[t["time"] == t.groupby("lut")["time"].transform("min")]
-        lines += ["**Variability tolerated** (read at the reference time; scale multiplies the "
-                  f"measured spread; tolerated = mean accuracy within {TOLERANCE_PP:g} pp of "
-                  "float at that scale and every smaller one):", ""]
-        for (lut, coding), g in ref.groupby(["lut", "coding"], sort=False):
-            lines.append(f"- {lut} × {coding}: {_tolerated(g)}.")
+        first = t["time"] == t.groupby("lut")["time"].transform("min")
+        latest = t["time"] == t.groupby("lut")["time"].transform("max")
+        lines += ["**Variability tolerated** (scale multiplies the measured spread; tolerated = "
+                  f"mean accuracy within {TOLERANCE_PP:g} pp of float at that scale and every "
+                  "smaller one; at the reference read time and, where the LUT has later reads, "
+                  "at the latest, with readers calibrated at the reference time):", ""]
+        for (lut, coding), g in t[first].groupby(["lut", "coding"], sort=False):
+            later = t[latest & (t["lut"] == lut) & (t["coding"] == coding)]
+            text = f"- {lut} × {coding}: read at {g['time'].iloc[0]:g} s, {_tolerated(g)}"
+            if later["time"].iloc[0] != g["time"].iloc[0]:
+                text += f"; read at {later['time'].iloc[0]:g} s, {_tolerated(later)}"
+            lines.append(text + ".")
         lines.append("")
         lines += _which_bits(t, out)
         times = t.groupby(["lut", "coding"])["time"].nunique()
