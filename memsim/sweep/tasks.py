@@ -13,6 +13,7 @@ from ..devices.registry import device_for_model, load_truth
 from ..devices.table import TableKind
 from ..fit.registry import METHODS
 from ..io.datasets import load_dataset
+from ..io.paths import portable
 from ..io.schema import Section
 from ..metrics.distances import compare_models
 from ..models.base import POLARITIES
@@ -71,6 +72,10 @@ def run_fit_cell(cell: dict, store: SweepStore) -> dict:
         table = fitter_of(method).fit(data, seed=cell["data_seed"],
                                       g_range=(truth.g_min, truth.g_max)).table
         table_doc = table_document(table)
+    if table_doc is not None:  # the store records no machine paths (it may be shared)
+        meta = table_doc["metadata"] = dict(table_doc["metadata"])
+        if isinstance(meta.get("source"), str):  # an imported table file's path
+            meta["source"] = portable(meta["source"], store.root)
     rows = compare_models(table, truth, devices=1000, seed=cell["data_seed"])
     result = {"key": cell["key"], "table": table_doc, "metrics": rows,
               "seconds": time.perf_counter() - t0}
