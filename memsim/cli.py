@@ -85,6 +85,14 @@ def _cwd_path(value: str | None) -> str | None:
     return str(Path(value).absolute())
 
 
+def _shown(path: Path) -> str:
+    """A written folder as a user would type it: relative to the working directory when
+    inside it, without the ``spec/../`` detours of a spec-relative output path."""
+    full = os.path.normpath(os.path.abspath(path))
+    rel = os.path.relpath(full)
+    return full if rel.startswith("..") else rel
+
+
 def _is_spec(sources: tuple[str, ...]) -> bool:
     if len(sources) != 1 or Path(sources[0]).suffix not in (".yaml", ".yml"):
         return False
@@ -245,7 +253,7 @@ def bias_sweep_cmd(spec_file, epochs, subset, seeds, data_seeds, sizes, truths, 
     result = run_sweep(spec, spec_file, compute, progress=not no_progress,
                              log=lambda msg: click.echo(msg, err=True))
     click.echo((result / "bias.md").read_text())
-    click.echo(f"wrote {result}")
+    click.echo(f"wrote {_shown(result)}")
 
 
 @main.command("ablate")
@@ -287,7 +295,7 @@ def ablate_cmd(spec_file, epochs, subset, seeds, jobs, ensemble, cluster, comput
                           log=lambda msg: click.echo(msg, err=True))
     click.echo((result / "ablation.md").read_text())
     click.echo((result / "ranking.md").read_text())
-    click.echo(f"wrote {result}")
+    click.echo(f"wrote {_shown(result)}")
 
 
 @main.command("infer")
@@ -328,7 +336,7 @@ def infer_cmd(spec_file, seeds, scales, test_subset, compute, out, no_plots):
     result = run_inference(spec, pick_device(compute), log=lambda m: click.echo(m, err=True),
                            plots=not no_plots, raw=raw)
     click.echo((result / "inference.md").read_text())
-    click.echo(f"wrote {result}")
+    click.echo(f"wrote {_shown(result)}")
 
 
 @main.command("pulse")

@@ -155,3 +155,12 @@ def test_flags_are_relative_to_the_working_directory_and_spec_keys_to_the_spec(
     assert (sub / "in_spec" / "table.json").exists()  # the spec's out: next to the spec
     assert run_cli(runner, ["fit", spec, "--out", "from_flag"]).exit_code == 0
     assert (tmp_path / "from_flag" / "table.json").exists()  # a flag: where the command runs
+
+
+def test_written_folders_are_shown_as_typed(tmp_path, monkeypatch):
+    from memsim.cli import _shown
+
+    monkeypatch.chdir(tmp_path)
+    assert _shown(tmp_path / "experiments" / ".." / "results" / "x") == "results/x"
+    outside = tmp_path.parent / "elsewhere"
+    assert _shown(outside) == str(outside)
