@@ -90,7 +90,7 @@ def _shown(path: Path) -> str:
     inside it, without the ``spec/../`` detours of a spec-relative output path."""
     full = os.path.normpath(os.path.abspath(path))
     rel = os.path.relpath(full)
-    return full if rel.startswith("..") else rel
+    return full if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
 
 
 def _is_spec(sources: tuple[str, ...]) -> bool:
@@ -156,7 +156,7 @@ def fit_cmd(sources, method, bins, edges, stat, trials, folds, storage, n_points
     click.echo(result.metrics.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     for warning in fitrun.warnings_for(result):
         click.echo(f"memsim: warning: {warning}", err=True)
-    click.echo(f"wrote {len(written)} files to {out_dir}")
+    click.echo(f"wrote {len(written)} files to {_shown(out_dir)}")
 
 
 @main.command("train")
@@ -192,7 +192,7 @@ def train_cmd(spec_file, compute, seed, epochs, subset, out, no_progress):
             "pulses_per_weight_mean", "seconds"]
     cols = [c for c in cols if c in summary.columns]  # a float network sends no pulses
     click.echo(summary[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    click.echo(f"wrote {out_dir}")
+    click.echo(f"wrote {_shown(out_dir)}")
 
 
 def _int_list(text: str | None, flag: str) -> list[int] | None:
@@ -384,7 +384,7 @@ def pulse_cmd(device, n_set, n_reset, sequence, from_weight, from_g, devices, se
     last = table.iloc[-1]
     click.echo(f"after {int(last['pulse'])} pulses: G = {last['g_mean']:.6g} S "
                f"(SD {last['g_std']:.3g}), w = {last['w_mean']:.6g} (SD {last['w_std']:.3g})")
-    click.echo(f"wrote {out_dir}")
+    click.echo(f"wrote {_shown(out_dir)}")
 
 
 @main.command("grid")
@@ -421,7 +421,7 @@ def grid_cmd(spec_file, networks, subset, epochs, compute, out):
     history = run_grid(grid, pick_device(compute), log=lambda m: click.echo(m, err=True))
     table = write_grid_outputs(grid, history, out_dir)
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    click.echo(f"wrote {out_dir}")
+    click.echo(f"wrote {_shown(out_dir)}")
 
 
 @main.command("generate")
@@ -446,7 +446,7 @@ def generate_cmd(model, n_points, seed, unit, out):
         raise MemsimError(f"--n must be positive, not {n_points}")
     data = sample_points(load_model(model), n_points, seed)
     write_tidy_csv(data, out, unit)
-    click.echo(f"wrote {data.n()} points ({n_points} per polarity, unit {unit}) to {out}")
+    click.echo(f"wrote {data.n()} points ({n_points} per polarity, unit {unit}) to {_shown(out)}")
 
 
 @main.command("bench")
@@ -512,7 +512,7 @@ def _bench_fidelity(out: str, seeds: int, sizes: str) -> None:
     runs = fidelity.run_fidelity(fidelity.FidelitySpec(sizes=ns, seeds=seeds), root,
                                  progress=lambda msg: click.echo(msg, err=True))
     for path in fidelity.write_fidelity(runs, _cwd_path(out)):
-        click.echo(f"wrote {path}")
+        click.echo(f"wrote {_shown(path)}")
     click.echo(Path(_cwd_path(out), "summary.md").read_text())
 
 

@@ -164,3 +164,4 @@ def test_written_folders_are_shown_as_typed(tmp_path, monkeypatch):
     assert _shown(tmp_path / "experiments" / ".." / "results" / "x") == "results/x"
     outside = tmp_path.parent / "elsewhere"
     assert _shown(outside) == str(outside)
+    assert _shown(tmp_path / "..x") == "..x"  # a name starting with dots is still inside
