@@ -456,6 +456,7 @@ def _jart_section(root: Path) -> list[str]:
     import torch
 
     from .devices import jart
+    from .sweep.statistics import t_interval
 
     def step(w0: float, is_set: bool, pulses: int = 1) -> tuple[float, float]:
         pop = jart.JartPopulation(1, {}, {}, True, dtype=torch.float64)
@@ -481,24 +482,30 @@ def _jart_section(root: Path) -> list[str]:
              "written):", "", markdown(table), ""]
     runs = []
     for path in sorted((root / "train").glob("mlp_jart*/summary.csv")):
-        r = pd.read_csv(path).iloc[0]
+        rows = pd.read_csv(path)
+        r = rows.iloc[0]
         base = path.parent.name.removesuffix("_full")
         # only the published scale compares with the published means
         full = int(r["subset"]) >= 60000 and int(r["epochs"]) >= 30
         pub = JART_PUBLISHED.get(base) if full else None
+        m, lo, hi = t_interval(100 * rows["final_test_acc"].to_numpy())
+        ci = "" if np.isnan(lo) else f" [{lo:.2f}, {hi:.2f}]"
+        diff = "-" if pub is None else f"{m - pub:+.2f}" + (
+            "" if np.isnan(lo) else f" [{lo - pub:+.2f}, {hi - pub:+.2f}]")
         runs.append({"run": path.parent.name, "device": r["device"],
                      "update": r["algorithm"], "images": int(r["subset"]),
-                     "epochs": int(r["epochs"]),
-                     "test accuracy %": f"{100 * r['final_test_acc']:.2f}",
+                     "epochs": int(r["epochs"]), "seeds": len(rows),
+                     "test accuracy %": f"{m:.2f}{ci}",
                      "published %": "-" if pub is None else f"{pub:.2f}",
-                     "minus published, points": "-" if pub is None else
-                     f"{100 * r['final_test_acc'] - pub:+.2f}"})
+                     "minus published, points": diff})
     if runs:
         lines += ["The study's network (784-256-128-10, sigmoid, SGD lr 0.05, batch 32; "
                   "published: means of 5 runs, 30 epochs, all 60,000 images). Runs with fewer "
                   "images or epochs are reduced-scale checks, not compared with the published "
-                  "figures; the full-scale runs are one seed each (no interval), and the "
-                  "published device figures were made with the kit's pulse-train rule:", "",
+                  "figures. Final-epoch test accuracy, the mean over training seeds with its 95 % "
+                  "t-interval (percent; none with one seed); the published figures are means "
+                  "over 5 runs without an interval, and its device figures were made with the "
+                  "kit's pulse-train rule:", "",
                   markdown(pd.DataFrame(runs)), "",
                   "`mlp_jart_published` is the published rule as described (pulse trains, BL "
                   "31, the kit's dw_min of 1e-4, weights from 0): each coincidence is a whole "

@@ -260,3 +260,32 @@ def test_kind_presets_pass_through_command_line_paths():
     from memsim.cli import _cwd_path
 
     assert _cwd_path("jart:realistic_mixed") == "jart:realistic_mixed"
+
+
+def test_results_readme_jart_runs_pool_seeds_with_an_interval(tmp_path):
+    """A full-scale run trained with several seeds is shown as their mean with its t-interval
+    and compared with the published mean; a reduced-scale run is not compared."""
+    import numpy as np
+
+    from memsim.results_readme import JART_PUBLISHED, _jart_section
+
+    acc = [0.9396, 0.9410, 0.9380]
+    full = tmp_path / "train" / "mlp_jart_recommended_realistic_full"
+    full.mkdir(parents=True)
+    pd.DataFrame({"device": "jart:realistic_mixed", "algorithm": "sgd", "subset": 60000,
+                  "epochs": 30, "seed": [0, 1, 2], "final_test_acc": acc}).to_csv(
+        full / "summary.csv", index=False)
+    small = tmp_path / "train" / "mlp_jart_recommended"
+    small.mkdir()
+    pd.DataFrame({"device": "jart:noise_free", "algorithm": "sgd", "subset": [10000],
+                  "epochs": [1], "seed": [0], "final_test_acc": [0.27]}).to_csv(
+        small / "summary.csv", index=False)
+    text = "\n".join(_jart_section(tmp_path))
+    row = next(line for line in text.splitlines() if "realistic_full" in line)
+    m = 100 * np.mean(acc)
+    half = 4.303 * 100 * np.std(acc, ddof=1) / np.sqrt(3)  # t(0.975, 2 dof)
+    pub = JART_PUBLISHED["mlp_jart_recommended_realistic"]
+    assert f"{m:.2f} [{m - half:.2f}, {m + half:.2f}]" in row
+    assert f"{m - pub:+.2f} [{m - half - pub:+.2f}, {m + half - pub:+.2f}]" in row
+    reduced = next(line for line in text.splitlines() if "| mlp_jart_recommended |" in line)
+    assert "27.00" in reduced and reduced.rstrip("| ").endswith("-")
