@@ -23,6 +23,7 @@ role                    stream
 ``display``             which points a crowded figure shows
 ``rounding``            stochastic rounding of desired updates into pulses
 ``read``                inference reads of coded cells (key: hash of LUT, coding, layer, time)
+``periphery``           output noise of a network's converters (one stream per member seed)
 ======================  =======================================================================
 """
 
@@ -36,7 +37,7 @@ SCHEME = 2
 ROLES = {"data": 1, "holdout": 2, "folds": 3, "search": 4, "metrics": 5, "init": 6,
          "order": 7, "device": 8, "variation": 9, "choice": 10, "rounding": 11,
          "subset": 12, "display": 13, "bootstrap": 14,
-         "read": 15}
+         "read": 15, "periphery": 16}
 
 
 def seed_for(seed: int, role: str, *keys: int) -> int:

@@ -129,9 +129,13 @@ def test_ablation_spec_parses_the_shipped_experiments():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1] / "experiments"
-    for name in ("ablate_hfox.yaml", "ablate_bcnn_hfox_fashion.yaml", "ablate_jart.yaml"):
+    for name in ("ablate_hfox.yaml", "ablate_bcnn_hfox_fashion.yaml", "ablate_jart.yaml",
+                 "ablate_jart_published.yaml"):
         spec = parse_ablation_spec(yaml.safe_load((root / name).read_text()), root / name)
         assert {"full", "none"} < {v.name for v in spec.variants}
+        if name == "ablate_jart_published.yaml":  # the study's regime: its rule, its periphery
+            assert spec.base.periphery is not None
+            assert spec.base.training.algorithm["kind"] == "pulse_trains"
     with pytest.raises(MemsimError):
         parse_ablation_spec({"base": BASE, "variants": [{"name": "x", "all": "maybe"}]})
 

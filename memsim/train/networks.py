@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from ..errors import MemsimError
 from ..seeds import seed_for
+from .periphery import Noise, Periphery, analog_linear
 from .synapses import Synapses
 
 ACTIVATIONS = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
@@ -117,12 +118,17 @@ class Network:
     """An MLP, a binarized MLP (BNN), a CNN or a binarized CNN for M members at once."""
 
     def __init__(self, spec: NetworkSpec, n_in: int, n_out: int, synapses_factory,
-                 members: int, device, seeds: list[int], init_scale: float = 1.0):
+                 members: int, device, seeds: list[int], init_scale: float = 1.0,
+                 periphery: Periphery | None = None):
         if spec.kind not in KINDS:
             raise MemsimError(f"unknown network kind {spec.kind!r}; use {', '.join(KINDS)}")
         if not spec.binarized and spec.activation not in ACTIVATIONS:
             raise MemsimError(f"unknown activation {spec.activation!r}")
+        if periphery is not None and (spec.binarized or spec.convolutional):
+            raise MemsimError("periphery: modelled for the linear layers of an mlp only")
         self.spec = spec
+        self.periphery = periphery
+        self.noise = Noise(seeds, device) if periphery is not None else None
         self.members = members
         self.n_in = n_in
         self.layers = spec.layers(n_in, n_out)
@@ -200,7 +206,10 @@ class Network:
                 h = h.flatten(2)
             inp = h
             if not binarized:
-                h = torch.baddbmm(self.biases[i], h, w)
+                if self.periphery is None:
+                    h = torch.baddbmm(self.biases[i], h, w)
+                else:  # the bias is digital, after the converters (as in the kit)
+                    h = analog_linear(h, w, self.periphery, self.noise) + self.biases[i]
                 if record is not None:
                     record.append((inp, h))
                 if i < last:

@@ -7,6 +7,8 @@ A train spec (YAML), relative paths relative to the spec file::
     subset: null              # N training examples (a fixed shuffle); the test set is whole
     network: {kind: mlp, hidden: [100], activation: relu}     # or kind: bnn, cnn, bcnn
                               # (conv nets: conv: [32, 32, pool, 64, 64, pool], kernel: 3)
+    periphery: none           # or kit: the analog kit's converters and output noise on every
+                              # mlp layer, forward and backward (memsim.train.periphery)
     device: {kind: table, path: ../device_data/xbtorch_tiox/optuna_exp_1.5V}
     mapping: {kind: pair, w_max: auto, range_std: 12, policy: split, max_pulses: 8}
     training: {epochs: 5, batch: 64, optimizer: sgd, lr: 0.1, init_scale: 1.0,
@@ -39,6 +41,7 @@ from .algorithms.registry import ALGORITHMS, parse_algorithm
 from .cells import MAPPINGS, POLICIES, Mapping, pulse_polarities
 from .networks import ACTIVATIONS, POOL, NetworkSpec
 from .networks import KINDS as NETWORK_KINDS
+from .periphery import Periphery, parse_periphery
 
 
 @dataclass
@@ -59,6 +62,7 @@ class TrainSpec:
     dataset: str = "mnist"
     subset: int | None = None
     network: NetworkSpec = field(default_factory=NetworkSpec)
+    periphery: Periphery | None = None  # None: exact products
     sizes: list[int] | None = None  # explicit layer sizes, checked against the data
     device: DeviceKind = field(default_factory=FloatKind)
     mapping: Mapping = field(default_factory=Mapping)
@@ -68,11 +72,13 @@ class TrainSpec:
 
     def resolved(self, relto: Path | None = None) -> dict:
         """The spec as an output's spec.yaml records it (paths relative to ``relto``)."""
-        return {"name": self.name, "dataset": self.dataset, "subset": self.subset,
-                "network": self.network.to_doc(),
-                "device": self.device.resolved(relto), "mapping": asdict(self.mapping),
-                "training": asdict(self.training), "seeds": list(self.seeds),
-                "out": portable(self.out, relto)}
+        doc = {"name": self.name, "dataset": self.dataset, "subset": self.subset,
+               "network": self.network.to_doc()}
+        if self.periphery is not None:  # absent when exact: stored results keep their keys
+            doc["periphery"] = asdict(self.periphery)
+        return doc | {"device": self.device.resolved(relto), "mapping": asdict(self.mapping),
+                      "training": asdict(self.training), "seeds": list(self.seeds),
+                      "out": portable(self.out, relto)}
 
 
 def parse_train_spec(data: dict, file=None) -> TrainSpec:
@@ -99,6 +105,9 @@ def parse_train_spec(data: dict, file=None) -> TrainSpec:
     activation = net.take("activation", str, "relu", choices=tuple(ACTIVATIONS))
     net.done()
     spec.network = NetworkSpec(kind, tuple(hidden), activation, conv, kernel)
+    spec.periphery = parse_periphery(sec.take("periphery", (str, dict), None), file)
+    if spec.periphery is not None and (spec.network.binarized or spec.network.convolutional):
+        raise sec.error("periphery", "is modelled for the linear layers of an mlp only")
     spec.device = parse_device(sec.take("device", (str, dict), "float"), file, "device", base)
     spec.mapping = parse_mapping(sec.sub("mapping", {}))
     sends = set(pulse_polarities(spec.mapping))

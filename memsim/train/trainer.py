@@ -65,7 +65,7 @@ class Trainer:
                                       pop_seed, member_choice=choice, ranges=ranges,
                                       algorithm=make_algorithm(spec.training.algorithm))
         self.net = Network(spec.network, data.n_features, data.n_classes, factory, members,
-                           compute, self.seeds, spec.training.init_scale)
+                           compute, self.seeds, spec.training.init_scale, spec.periphery)
         self.opt = Optimizer(self.net, spec.training.optimizer, spec.training.lr)
         algo = getattr(self.net.syn, "algorithm", None)
         self.outer = algo is not None and algo.needs_outer
