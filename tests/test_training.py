@@ -128,6 +128,12 @@ def test_train_cli_writes_outputs(runner, tmp_path):
      "too many pools"),
     ("network: {kind: cnn}\ntraining: {algorithm: pulse_trains}\n", "linear layers only"),
     ("mapping: {policy: sideways}\n", "key 'mapping.policy'"),
+    ("periphery: {out_noise: -0.1}\n", "key 'periphery.out_noise': must be >= 0"),
+    ("periphery: {inp_bits: 1}\n", "key 'periphery.inp_bits': must be 0 or 2..24"),
+    ("periphery: {adc_bits: 8}\n", "key 'periphery.adc_bits': unknown key"),
+    ("periphery: ideal\n", "key 'periphery': must be kit, none or a mapping"),
+    ("periphery: {bound_management: shift}\n", "key 'periphery.bound_management'"),
+    ("network: {kind: bnn}\nperiphery: kit\n", "linear layers of an mlp only"),
 ])
 def test_bad_train_specs_fail_before_training(runner, tmp_path, body, expected):
     spec = tmp_path / "bad.yaml"

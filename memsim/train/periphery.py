@@ -111,12 +111,14 @@ class Noise:
                                         dtype=like.dtype) for g in self.gens])
 
 
-def _scale(v: torch.Tensor, p: Periphery) -> torch.Tensor:
-    """Noise management: each example divided by its largest magnitude (1 if all zero)."""
+def _scale(v: torch.Tensor, p: Periphery) -> tuple[torch.Tensor, torch.Tensor]:
+    """Noise management: (each example's divisor, its largest magnitude or 1 if all zero;
+    whether it is converted at all: the kit short-cuts an all-zero input to a zero output)."""
     if p.noise_management == "none":
-        return torch.ones_like(v[..., :1])
+        return torch.ones_like(v[..., :1]), torch.ones_like(v[..., :1], dtype=torch.bool)
     s = v.abs().amax(dim=-1, keepdim=True)
-    return torch.where(s > 0, s, torch.ones_like(s))
+    live = s > 0
+    return torch.where(live, s, torch.ones_like(s)), live
 
 
 def _product(x: torch.Tensor, w: torch.Tensor, p: Periphery, noise: Noise):
@@ -132,11 +134,9 @@ def _product(x: torch.Tensor, w: torch.Tensor, p: Periphery, noise: Noise):
 
 def forward_mvm(h: torch.Tensor, w: torch.Tensor, p: Periphery, noise: Noise) -> torch.Tensor:
     """h (M, B, fan_in) @ w (M, fan_in, fan_out) through the periphery."""
-    scale = _scale(h, p)
-    live = (h != 0).any(dim=-1, keepdim=True) | (p.noise_management == "none")
+    scale, pending = _scale(h, p)
     reduction = torch.ones_like(scale)
     out = torch.zeros(*h.shape[:2], w.shape[-1], device=h.device, dtype=h.dtype)
-    pending = live.clone()
     while True:  # at most log2(max_reduction) + 1 rounds, every example at once
         y, saturated = _product(h / (scale * reduction), w, p, noise)
         done = pending & (~saturated | (p.bound_management == "none")
@@ -150,9 +150,8 @@ def forward_mvm(h: torch.Tensor, w: torch.Tensor, p: Periphery, noise: Noise) ->
 
 def backward_mvm(d: torch.Tensor, w: torch.Tensor, p: Periphery, noise: Noise) -> torch.Tensor:
     """d (M, B, fan_out) @ w^T through the periphery, no bound management."""
-    scale = _scale(d, p)
+    scale, live = _scale(d, p)
     y, _ = _product(d / scale, w.transpose(1, 2), p, noise)
-    live = (d != 0).any(dim=-1, keepdim=True) | (p.noise_management == "none")
     return torch.where(live, y * scale, torch.zeros_like(y))
 
 
