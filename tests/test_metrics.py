@@ -53,3 +53,29 @@ def test_data_metrics_see_a_wrong_model():
     bad = compare_to_data(wrong, data)
     for g, b in zip(good, bad, strict=True):
         assert b["crps"] > g["crps"] and b["pit_ks"] > 5 * g["pit_ks"]
+
+
+def test_reference_pulse_trains_are_simulated_once_per_model(monkeypatch):
+    """A sweep compares every table fitted to one truth with that truth's pulse trains: they
+    are simulated once per model object and seed, and the figures are those of a fresh
+    simulation."""
+    from memsim.metrics import pulse_trains
+
+    truth, other = load_synthetic("softbounds"), load_synthetic("asymmetric")
+    fresh = pulse_trains.pulse_train_distance(other, truth, pulses=20, devices=200, seed=3)
+    calls = []
+    real = pulse_trains.simulate_pulse_train
+    monkeypatch.setattr(pulse_trains, "simulate_pulse_train",
+                        lambda model, *a, **k: calls.append(model) or real(model, *a, **k))
+    for _ in range(3):
+        again = pulse_trains.pulse_train_distance(other, truth, pulses=20, devices=200, seed=3)
+        assert again == fresh
+    def count(model):
+        return sum(m is model for m in calls)
+
+    assert count(truth) == 0 and count(other) == 3  # the truth's trains from the first call
+    pulse_trains.pulse_train_distance(other, truth, pulses=20, devices=200, seed=4)
+    assert count(truth) == 1  # another seed is another simulation
+    copy = load_synthetic("softbounds")  # an equal model, another object: simulated anew
+    pulse_trains.pulse_train_distance(other, copy, pulses=20, devices=200, seed=3)
+    assert count(copy) == 1

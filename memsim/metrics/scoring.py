@@ -18,8 +18,10 @@ def crps_gaussian(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> np.ndarra
     """Closed-form CRPS of Normal(mu, sigma^2) at observations y."""
     sigma = np.maximum(sigma, 1e-300)
     z = (y - mu) / sigma
-    return sigma * (z * (2 * special.ndtr(z) - 1) + 2 * np.exp(-0.5 * z * z) /
-                    np.sqrt(2 * np.pi) - 1 / SQRT_PI)
+    # a (near) point mass: z * z overflows to inf and exp(-inf) = 0, the right limit |y - mu|
+    with np.errstate(over="ignore"):
+        return sigma * (z * (2 * special.ndtr(z) - 1) + 2 * np.exp(-0.5 * z * z) /
+                        np.sqrt(2 * np.pi) - 1 / SQRT_PI)
 
 
 def _quantile_integrals(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from ..devices.registry import device_for_model, load_truth
+from ..devices.registry import device_for_model, load_truth, truth_ident
 from ..devices.table import TableKind
 from ..fit.registry import METHODS
 from ..io.datasets import load_dataset
@@ -59,7 +59,7 @@ def tabulate(model, bins: int = TABULATION, q: int = TABULATION) -> JumpTable:
 def run_fit_cell(cell: dict, store: SweepStore) -> dict:
     """Fit one cell and measure it against its truth; stored under its key."""
     t0 = time.perf_counter()
-    truth = load_truth(cell["ref"])
+    truth = worker_truth(cell["ref"])
     method = cell["method"]
     if method["method"] == CONTROL:
         table, table_doc = truth, None
@@ -84,6 +84,20 @@ def run_fit_cell(cell: dict, store: SweepStore) -> dict:
 
 
 _DATA_CACHE: dict = {}
+_TRUTHS: dict = {}
+
+
+def worker_truth(ref: str):
+    """A truth loaded once per worker process and content (keyed by its identity hash): the
+    cells of one truth share the object, and with it the memoized simulation of its pulse
+    trains, the same for every table fitted to it."""
+    key = (ref, truth_ident(ref))
+    if key not in _TRUTHS:
+        if len(_TRUTHS) >= 4:
+            _TRUTHS.clear()
+        _TRUTHS[key] = load_truth(ref)
+    return _TRUTHS[key]
+
 
 
 def worker_dataset(name: str, subset, compute: str):
@@ -106,7 +120,7 @@ def run_batch(batch: dict, spec_doc: dict, store: SweepStore, compute: str = "cp
     """Train one batch of networks in one vectorized pass; stored under its key."""
     spec = parse_sweep_spec(spec_doc)
     members = [Member(**m) for m in batch["members"]]
-    truth = load_truth(batch["ref"])
+    truth = worker_truth(batch["ref"])
     net = {n.name: n for n in spec.networks}[batch["network"]]
     mapping = Mapping(**asdict(spec.mapping))
     if mapping.dw_min is None and mapping.nominal_step is None and spec.dw_min == "truth":
