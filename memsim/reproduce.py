@@ -93,6 +93,31 @@ def run_sweeps(specs: list[Path], over: dict, log) -> list[Path]:
     return outs
 
 
+def kept_sweeps(specs: list[Path], over: dict, log) -> tuple[list[Path], list[Path]]:
+    """Sweeps too long for the reduced scale (a physics truth): each runs only when its output
+    folder holds no finished report of the same resolved spec, and is otherwise kept as that
+    run wrote it (delete the folder, or change the spec, to rerun it). Returns (all outputs,
+    the kept ones)."""
+    import yaml
+
+    from .sweep.spec import parse_sweep_spec, validate
+
+    outs, kept = [], []
+    for path in specs:
+        spec = parse_sweep_spec(deep_merge(load_yaml(path), over.get(path.name, {})), path)
+        validate(spec, path)  # the truths' content hashes: a changed truth file is a new spec
+        out = Path(spec.out or ROOT / "results" / spec.name)
+        written = out / "sweep_spec.yaml"
+        now = yaml.safe_load(yaml.safe_dump(spec.resolved(out), sort_keys=False))
+        if (out / "bias.csv").exists() and written.exists() and load_yaml(written) == now:
+            log(f"sweep {spec.name}: kept (its report is of the same spec)")
+            outs.append(out)
+            kept.append(out)
+        else:
+            outs += run_sweeps([path], over, log)
+    return outs, kept
+
+
 def run_ablations(specs: list[Path], over: dict, log) -> list[Path]:
     """``over``: per spec file, keys written over the ablation spec (its ``overrides`` of the
     base train spec merge key by key)."""
@@ -180,6 +205,9 @@ def main(argv=None) -> int:
         run_grids(stage("grids"), over, log)
         over = plan.get("sweeps", {}).get("reduced", {}) if reduced else {}
         sweeps = run_sweeps(stage("sweeps"), over, log)
+        long = [base / k for k in plan.get("sweeps", {}).get("kept", [])]
+        physics, kept = kept_sweeps(long, over, log) if reduced else (
+            run_sweeps(long, over, log), [])
         over = plan.get("ablations", {}).get("reduced", {}) if reduced else {}
         ablations = run_ablations(stage("ablations"), over, log)
         over = plan.get("inferences", {}).get("reduced", {}) if reduced else {}
@@ -187,7 +215,8 @@ def main(argv=None) -> int:
         from .results_readme import write_results_readme
 
         write_results_readme(ROOT / "results", sweeps, args.scale,
-                             time.perf_counter() - t_start, ablations, inferences)
+                             time.perf_counter() - t_start, ablations, inferences,
+                             physics=physics, kept=kept)
         log("wrote results/README.md")
     except MemsimError as err:
         print(f"memsim: error: {err}", file=sys.stderr)

@@ -202,6 +202,9 @@ def test_jart_serves_as_the_truth_of_a_bias_sweep():
     # deterministic given G: the model's mean is the sampled change
     assert np.allclose(quiet.mean("set", pts.g[:20]), pts.dg[:20], rtol=1e-3, atol=1e-12)
     noisy = registry.load_truth("jart:realistic_mixed")
+    # only the noise-free device is a function of G that a jump table can hold exactly
+    assert quiet.memoryless and not noisy.memoryless
+    assert registry.load_truth("jart:d2d_rdisc_realistic").memoryless is False
     g = np.linspace(noisy.g_min, noisy.g_max, 7)[1:-1]
     q = noisy.quantile("reset", g, np.array([0.1, 0.5, 0.9]))
     assert (np.diff(q, axis=1) >= 0).all() and (noisy.std("reset", g) > 0).all()
@@ -289,3 +292,32 @@ def test_results_readme_jart_runs_pool_seeds_with_an_interval(tmp_path):
     assert f"{m - pub:+.2f} [{m - half - pub:+.2f}, {m + half - pub:+.2f}]" in row
     reduced = next(line for line in text.splitlines() if "| mlp_jart_recommended |" in line)
     assert "27.00" in reduced and reduced.rstrip("| ").endswith("-")
+
+
+def test_results_readme_costs_each_noise_against_the_noise_free_runs_by_seed(tmp_path):
+    """Each full-scale noise run is costed against the noise-free runs of the same seeds
+    (paired), with a t-interval; a gain reads as a gain, not as 'no cost'."""
+    from memsim.results_readme import _jart_noise_cost
+
+    def write(name, acc):
+        out = tmp_path / "train" / f"{name}_full"
+        out.mkdir(parents=True)
+        pd.DataFrame({"seed": [0, 1, 2], "final_test_acc": acc}).to_csv(
+            out / "summary.csv", index=False)
+
+    assert _jart_noise_cost(tmp_path) == []  # no noise-free runs: nothing to cost against
+    write("mlp_jart_recommended", [0.950, 0.952, 0.954])
+    write("mlp_jart_recommended_realistic", [0.940, 0.940, 0.940])  # costs 1.0, 1.2, 1.4
+    write("mlp_jart_recommended_d2d_rdisc", [0.960, 0.961, 0.963])  # gains 1.0, 0.9, 0.9
+    text = "\n".join(_jart_noise_cost(tmp_path))
+    half = 4.303 * 0.2 / 3**0.5  # t(0.975, 2 dof) x sd of the paired differences / sqrt(3)
+    assert f"+1.20 [{1.2 - half:+.2f}, {1.2 + half:+.2f}]" in text
+    assert "-0.93 [" in text and "it raises the accuracy (the interval excludes 0)" in text
+    assert "c2c" not in text and "interaction" not in text  # no runs, no row, no sentence
+    # both halves of realistic mixed: the interaction is the whole's cost minus theirs
+    write("mlp_jart_recommended_d2d", [0.960, 0.961, 0.963])  # costs -1.0, -0.9, -0.9
+    write("mlp_jart_recommended_c2c", [0.955, 0.957, 0.958])  # costs -0.5, -0.5, -0.4
+    text = "\n".join(_jart_noise_cost(tmp_path))
+    half = 4.303 * 0.1 / 3**0.5  # per seed 2.5, 2.6, 2.7
+    assert f"the interaction (the whole's cost minus the sum of the halves', paired by seed) " \
+           f"is +2.60 [{2.6 - half:+.2f}, {2.6 + half:+.2f}] pp" in text

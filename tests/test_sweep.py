@@ -202,3 +202,29 @@ def test_table_path_control_covers_zero_in_a_coverage_study(tmp_path):
         widths.append(hi - lo)
     assert 0 < np.median(widths) < 10  # pp: intervals that could see a table-path error
     assert covered >= 17, covered  # >= 85 % of nominal-95 % intervals
+
+
+def test_reproduce_keeps_a_long_sweep_only_while_its_spec_is_unchanged(tmp_path, monkeypatch):
+    """`make reproduce` reruns a sweep listed under `kept` only when its folder holds no
+    report of the same resolved spec and overrides."""
+    import yaml
+
+    from memsim import reproduce
+
+    path = tmp_path / "long.yaml"
+    path.write_text(yaml.safe_dump({**SMALL, "n": [60], "train_seeds": [0], "subset": 1000,
+                                    "out": "res/long"}))
+    ran = []
+    real = reproduce.run_sweeps
+    monkeypatch.setattr(reproduce, "run_sweeps",
+                        lambda specs, over, log: ran.extend(specs) or real(specs, over, log))
+    outs, kept = reproduce.kept_sweeps([path], {}, print)
+    assert ran == [path] and kept == [] and (outs[0] / "bias.csv").exists()
+    outs_again, kept = reproduce.kept_sweeps([path], {}, print)
+    assert ran == [path] and kept == outs_again == outs  # unchanged: kept, not rerun
+    over = {"long.yaml": {"n": [80]}}
+    _, kept = reproduce.kept_sweeps([path], over, print)
+    assert ran == [path, path] and kept == []  # another N: rerun
+    (outs[0] / "bias.csv").unlink()
+    _, kept = reproduce.kept_sweeps([path], over, print)
+    assert len(ran) == 3 and kept == []  # no finished report: rerun

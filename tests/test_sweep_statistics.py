@@ -74,6 +74,22 @@ def test_partial_spearman_removes_the_n_confound():
     assert partial_spearman(cells, "tracking", boot=300)["partial_low"] > 0.5
 
 
+def test_partial_spearman_removes_the_truth_confound():
+    """Two truths differing in both the metric and |bias| (a noisy device is harder to fit
+    and costs more) look associated when pooled; given the truth they are not."""
+    rng = np.random.default_rng(3)
+    rows = [{"data_seed": seed, "n": n, "truth": truth,
+             "metric": level * rng.lognormal(0, 0.2), "abs_bias": level * rng.lognormal(0, 0.5)}
+            for truth, level in (("quiet", 1.0), ("noisy", 8.0))
+            for seed in range(10) for n in (300, 3000, 30000) for _method in range(4)]
+    cells = pd.DataFrame(rows)
+    assert cells["metric"].rank().corr(cells["abs_bias"].rank()) > 0.5
+    part = partial_spearman(cells, "metric", boot=300)
+    assert abs(part["partial_rho"]) < 0.15 and part["partial_low"] < 0 < part["partial_high"]
+    # without the truth column the same cells pass for associated
+    assert partial_spearman(cells.drop(columns="truth"), "metric", boot=0)["partial_rho"] > 0.5
+
+
 def test_exceedance_and_wilson():
     units = pd.Series([2.0, -3.0, 0.5, 0.2, -0.1, 1.5, 0.0, 0.3, -0.4, 0.9])
     out = exceedance(units, 1.0)
@@ -99,3 +115,33 @@ def test_miscalibration_panel_compares_a_sweep_with_its_dw_min_truth_twin(tmp_pa
                                                         tmp_path / "s_dwtruth"]))
     assert "-4.00 [-5.41, -2.59]" in text  # half-widths 1 and 1 in quadrature
     assert "1 of 2 cells: bin8 N = 100 (-4.00 pp)" in text
+
+
+def test_table_control_on_a_truth_with_device_state_reads_as_the_form_limit(tmp_path):
+    """On a truth whose devices keep parameters of their own (JART with noise), the tabulated
+    truth is not a control: the README says what its bias measures instead of counting how
+    often it covers 0; on a memoryless truth it stays a control."""
+    from memsim.results_readme import _sweep_facts, _truths_with_state
+
+    (tmp_path / "sweep_spec.yaml").write_text(
+        "truths:\n- {name: quiet, ref: 'jart:noise_free'}\n"
+        "- {name: noisy, ref: 'jart:realistic_mixed'}\n")
+    with_state = _truths_with_state(tmp_path)
+    assert with_state == {"noisy"}
+    cols = ["truth", "network", "method", "n", "bias_pp", "ci_low", "ci_high"]
+    bias = pd.DataFrame([[t, "mlp", m, n, b, b - 1, b + 1]
+                         for t, b in (("quiet", 0.2), ("noisy", 6.0))
+                         for m in ("bin8", "truth-table") for n in (300, 3000)], columns=cols)
+    corr = pd.DataFrame(columns=["network", "metric", "spearman_abs_bias"])
+    text = "\n".join(_sweep_facts(bias, corr, {"truth-table"}, frozenset(with_state)))
+    noisy, quiet = text.split("**quiet, mlp**")
+    assert "Control `truth-table`: 2 of 2 intervals cover 0" in quiet
+    assert "is not a control on this truth" in noisy and "Control `truth-table`" not in noisy
+    assert "+6.0 [+5.0, +7.0] pp" in noisy and "2 of 2 intervals exclude 0" in noisy
+    # the sweep's own bias table says so under the table, for that truth only
+    from memsim.sweep.report import bias_markdown
+
+    table = bias.assign(ci_unit="data seed", units=10, networks=10, reference_networks=8,
+                        acc_fit_pct=80.0, acc_truth_pct=79.0)
+    assert "On noisy, `truth-table` is not a control" in bias_markdown(table, with_state)
+    assert "not a control" not in bias_markdown(table)

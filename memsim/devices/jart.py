@@ -493,6 +493,12 @@ class JartModel(DeviceModel):
         self.name = kind.describe()
         self._cache: dict = {}
 
+    @property
+    def memoryless(self) -> bool:
+        """A noise-free device is deterministic given G; a noisy one keeps its drawn and
+        walked parameters from pulse to pulse, which no jump table can carry."""
+        return not self.kind.noisy
+
     def _response(self, polarity: str, g, seed: int, repeat: int) -> np.ndarray:
         g = np.asarray(g, dtype=float)
         pop = self.kind.population(len(g) * repeat, seed=seed, dtype=torch.float64)

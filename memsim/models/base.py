@@ -24,6 +24,11 @@ class DeviceModel(ABC):
     g_max: float
     unit: str
     name: str
+    #: One pulse's change depends on the present G alone: no device keeps parameters of its
+    #: own between pulses, so a jump table (which draws every change afresh) can represent
+    #: the model exactly and a finely tabulated copy of it must train like it. Truths with
+    #: device-to-device or walked parameters are not memoryless.
+    memoryless: bool = True
 
     @abstractmethod
     def quantile(self, polarity: str, g: np.ndarray, p: np.ndarray) -> np.ndarray:

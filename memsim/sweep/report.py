@@ -17,7 +17,8 @@
   per network: Spearman correlation with |bias| (and with the signed bias) across fitted
   tables (bias averaged over training seeds), 95 % interval from Fisher's z with the
   Fieller-Hartley-Pearson standard error 1.03/sqrt(n-3); and the partial Spearman
-  correlation with |bias| given N (``partial_rho``, bootstrap interval over data seeds), on
+  correlation with |bias| given N, and given the truth where a sweep has several
+  (``partial_rho``, bootstrap interval over data seeds), on
   which metrics are ranked: both the metrics and |bias| fall with N. The truth control is left
   out (its distribution metrics are exactly zero).
 * ``bias_vs_n.png``, ``unpredictability_vs_n.png``, ``metric_vs_bias.png``.
@@ -31,9 +32,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..devices.registry import load_truth
 from ..io.storage import save_figure, write_csv, write_text
 from ..io.tables import markdown
-from .spec import CONTROLS
+from .spec import CONTROLS, TABLE_CONTROL
 from .statistics import (
     exceedance,
     partial_spearman,
@@ -222,7 +224,9 @@ def metric_bias_table(runs: pd.DataFrame, controls: set[str]) -> pd.DataFrame:
     return table
 
 
-def bias_markdown(table: pd.DataFrame) -> str:
+def bias_markdown(table: pd.DataFrame, with_state: frozenset[str] = frozenset()) -> str:
+    """``with_state``: truths whose devices keep parameters of their own, on which the
+    tabulated truth is not a control (said under the table)."""
     t = table.copy()
     t["bias (pp) [95% CI]"] = [
         f"{b:+.2f} [{lo:+.2f}, {hi:+.2f}]" if np.isfinite(lo) else f"{b:+.2f}"
@@ -230,8 +234,15 @@ def bias_markdown(table: pd.DataFrame) -> str:
     t["acc fit / truth (%)"] = [f"{a:.1f} / {b:.1f}" for a, b in
                                zip(t["acc_fit_pct"], t["acc_truth_pct"], strict=True)]
     t["CI units"] = [f"{u} {w}s" for u, w in zip(t["units"], t["ci_unit"], strict=True)]
-    return markdown(t[["truth", "network", "method", "n", "bias (pp) [95% CI]",
+    text = markdown(t[["truth", "network", "method", "n", "bias (pp) [95% CI]",
                        "acc fit / truth (%)", "CI units", "networks", "reference_networks"]])
+    shown = sorted(with_state & set(t["truth"])) if TABLE_CONTROL in set(t["method"]) else []
+    if shown:
+        text += (f"\n\nOn {', '.join(shown)}, `{TABLE_CONTROL}` is not a control: those devices "
+                 "keep parameters of their own from pulse to pulse, which no jump table (every "
+                 "change drawn afresh) can carry; its bias is what the table form itself costs "
+                 "with unlimited data, and every fitted table's bias includes it.")
+    return text
 
 
 # ---------------------------------------------------------------------- figures
@@ -293,14 +304,17 @@ def plot_metric_vs_bias(cells: pd.DataFrame, corr: pd.DataFrame):
         rows = corr[corr["metric"] == metric] if len(corr) else corr
         if len(rows):
             rhos = ", ".join(f"{r.network} {r.partial_rho:.2f}" for r in rows.itertuples())
-            ax.set_title(f"{METRIC_LABELS[metric]}: partial ρ(|bias| | N) {rhos}", fontsize=9)
+            given = "N, truth" if cells["truth"].nunique() > 1 else "N"
+            ax.set_title(f"{METRIC_LABELS[metric]}: partial ρ(|bias| | {given}) {rhos}",
+                         fontsize=9)
         ax.axhline(0, color="k", lw=0.6)
         ax.set_xlabel(METRIC_LABELS[metric])
         ax.set_ylabel("bias [pp]")
         ax.grid(alpha=0.3)
     for ax in axes.ravel()[len(metrics):]:
         ax.set_visible(False)
-    axes.ravel()[0].legend(fontsize=7)
+    if axes.ravel()[0].get_legend_handles_labels()[0]:  # none when only controls were run
+        axes.ravel()[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -324,7 +338,8 @@ def write_sweep_report(spec, fits, batches, out: Path, store: SweepStore | None 
     timing = fitdf[["truth", "method", "n", "data_seed", "fit_seconds"]]
     write_csv(out / "timing.csv", timing)  # wall times vary; kept apart from the results
     write_csv(out / "bias.csv", table)
-    write_text(out / "bias.md", bias_markdown(table))
+    with_state = frozenset(t.name for t in spec.truths if not load_truth(t.ref).memoryless)
+    write_text(out / "bias.md", bias_markdown(table, with_state))
     write_csv(out / "device_metrics.csv", metrics)
     write_text(out / "device_metrics.md", markdown(metrics))
     write_csv(out / "unpredictability.csv", unpred)

@@ -78,10 +78,16 @@ def exceedance(units: pd.Series, margin: float) -> dict:
             "p_under_high": u_hi}
 
 
-def _partial_rank_corr(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> float:
-    """Pearson correlation of the ranks of x and y after regressing out the rank of z."""
+def _partial_rank_corr(x: np.ndarray, y: np.ndarray, z: np.ndarray,
+                       strata: np.ndarray | None = None) -> float:
+    """Pearson correlation of the ranks of x and y after regressing out the rank of z (and,
+    with ``strata``, one level per stratum: a categorical covariate such as the truth)."""
     rx, ry, rz = (stats.rankdata(v) for v in (x, y, z))
-    design = np.column_stack([np.ones_like(rz), rz])
+    columns = [np.ones_like(rz), rz]
+    if strata is not None:
+        levels = np.unique(strata)
+        columns += [(strata == v).astype(float) for v in levels[1:]]
+    design = np.column_stack(columns)
     res_x = rx - design @ np.linalg.lstsq(design, rx, rcond=None)[0]
     res_y = ry - design @ np.linalg.lstsq(design, ry, rcond=None)[0]
     sx, sy = np.linalg.norm(res_x), np.linalg.norm(res_y)
@@ -92,13 +98,16 @@ def _partial_rank_corr(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> float:
 
 def partial_spearman(cells: pd.DataFrame, metric: str, target: str = "abs_bias",
                      given: str = "n", groups: str = "data_seed", boot: int = 1000,
-                     seed: int = 0, level: float = 0.95) -> dict:
-    """Partial Spearman correlation of ``metric`` with ``target`` given ``given``, with a
-    percentile bootstrap interval resampling whole ``groups`` (the cells of one data seed
-    share its data draws)."""
-    ok = cells[[metric, target, given, groups]].dropna()
+                     seed: int = 0, level: float = 0.95, strata: str = "truth") -> dict:
+    """Partial Spearman correlation of ``metric`` with ``target`` given ``given`` and, where
+    ``cells`` hold several, the ``strata`` (truths differ in both the metrics and the bias,
+    which would otherwise pass for an association), with a percentile bootstrap interval
+    resampling whole ``groups`` (the cells of one data seed share its data draws)."""
+    by = strata if strata in cells and cells[strata].nunique() > 1 else None
+    ok = cells[[metric, target, given, groups] + ([by] if by else [])].dropna()
     x, y, z = (ok[c].to_numpy(dtype=float) for c in (metric, target, given))
-    rho = _partial_rank_corr(x, y, z) if len(ok) >= 5 else float("nan")
+    st = ok[by].to_numpy() if by else None
+    rho = _partial_rank_corr(x, y, z, st) if len(ok) >= 5 else float("nan")
     out = {"partial_rho": rho, "partial_low": float("nan"), "partial_high": float("nan"),
            "cells": len(ok)}
     labels = ok[groups].to_numpy()
@@ -110,10 +119,10 @@ def partial_spearman(cells: pd.DataFrame, metric: str, target: str = "abs_bias",
     draws = []
     for _ in range(boot):
         pick = np.concatenate([members[i] for i in gen.integers(0, len(uniq), len(uniq))])
-        r = _partial_rank_corr(x[pick], y[pick], z[pick])
+        r = _partial_rank_corr(x[pick], y[pick], z[pick], None if st is None else st[pick])
         if np.isfinite(r):
             draws.append(r)
-    if len(draws) >= boot // 2:
+    if draws and len(draws) >= boot // 2:
         a = (1 - level) / 2
         out["partial_low"], out["partial_high"] = (float(v) for v in
                                                    np.quantile(draws, [a, 1 - a]))
