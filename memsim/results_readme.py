@@ -598,7 +598,9 @@ JART_NOISE_RUNS = (
     ("mlp_jart_recommended_c2c", "its cycle-to-cycle part alone", "-"),
     ("mlp_jart_recommended_c2c_rdisc", "its r_disc cycle-to-cycle walk alone", "-"),
     ("mlp_jart_recommended_d2d_rdisc", "device-to-device r_disc alone",
-     "about 4-5 (the worst single imperfection)"))
+     "about 4-5 (the worst single imperfection)"),
+    ("mlp_jart_recommended_rdisc", "r_disc device to device and cycle to cycle, nothing else",
+     "-"))
 
 
 def _jart_noise_cost(root: Path) -> list[str]:
@@ -661,7 +663,10 @@ def _jart_noise_cost(root: Path) -> list[str]:
             f"({_jart_set_step_at(r_both) / nominal:.0f}× the nominal device's "
             f"{nominal:+.4f}; {_jart_set_step_at(r_d2d):+.3f} at {r_d2d:g} nm). Such nearly "
             "binary devices exist only when both halves act: a likely cause of the "
-            "interaction, not isolated here.")
+            "interaction" + (
+                ", and the two r_disc terms alone, nothing else, cost "
+                f"{_pp(*cost['mlp_jart_recommended_rdisc'])}."
+                if "mlp_jart_recommended_rdisc" in cost else ", not isolated here."))
     if "mlp_jart_recommended_d2d_rdisc" in cost:
         m, lo, hi = cost["mlp_jart_recommended_d2d_rdisc"]
         verdict = ("it raises the accuracy (the interval excludes 0)" if hi < 0 else

@@ -321,3 +321,8 @@ def test_results_readme_costs_each_noise_against_the_noise_free_runs_by_seed(tmp
     half = 4.303 * 0.1 / 3**0.5  # per seed 2.5, 2.6, 2.7
     assert f"the interaction (the whole's cost minus the sum of the halves', paired by seed) " \
            f"is +2.60 [{2.6 - half:+.2f}, {2.6 + half:+.2f}] pp" in text
+    assert "not isolated here" in text
+    write("mlp_jart_recommended_rdisc", [0.941, 0.942, 0.944])  # costs 0.9, 1.0, 1.0
+    text = "\n".join(_jart_noise_cost(tmp_path))
+    assert "the two r_disc terms alone, nothing else, cost +0.97 [" in text
+    assert "not isolated here" not in text
