@@ -505,11 +505,8 @@ def _jart_section(root: Path) -> list[str]:
 
     def step(w0: float, is_set: bool, pulses: int = 1) -> tuple[float, float]:
         pop = jart.JartPopulation(1, {}, {}, True, dtype=torch.float64)
-        pop.n.fill_(float(jart.n_of_weight(w0)))
-        pop._sync(None)
-        start = float(pop.weights())
-        pop.pulse_all("set" if is_set else "reset", pulses)
-        return float(pop.weights()) - start, float(pop.n)
+        dw = _jart_pulses(pop, w0, is_set, pulses)
+        return float(dw[0]), float(pop.n)
 
     figures = [("one SET pulse at w = 0: Δw", 9.35e-3, step(0.0, True)[0]),
                ("one RESET pulse at w = 0: Δw", -1.51e-2, step(0.0, False)[0]),
@@ -693,6 +690,18 @@ def _jart_noise_cost(root: Path) -> list[str]:
     return lines + ([" ".join(text), ""] if text else [])
 
 
+def _jart_pulses(pop, w0: float = 0.0, is_set: bool = True, pulses: int = 1) -> np.ndarray:
+    """Each device of a JART population set to weight ``w0`` (N written directly, as the
+    reference figures are made), then pulsed: its weight change."""
+    from .devices import jart
+
+    pop.n.fill_(float(jart.n_of_weight(w0)))
+    pop._sync(None)
+    start = pop.weights().clone()
+    pop.pulse_all("set" if is_set else "reset", pulses)
+    return (pop.weights() - start).numpy()
+
+
 def _jart_set_step_at(radius_nm: float) -> float:
     """The weight change of one SET pulse at w = 0 on a device with this disc radius."""
     import math
@@ -703,11 +712,7 @@ def _jart_set_step_at(radius_nm: float) -> float:
 
     pop = jart.JartPopulation(1, {}, {}, True, dtype=torch.float64)
     pop.area.fill_(math.pi * (radius_nm * 1e-9) ** 2)
-    pop.n.fill_(float(jart.n_of_weight(0.0)))  # as _jart_section's reference figures
-    pop._sync(None)
-    start = float(pop.weights())
-    pop.pulse_all("set")
-    return float(pop.weights()) - start
+    return float(_jart_pulses(pop)[0])
 
 
 def _jart_set_steps(ref: str, devices: int = 20000) -> np.ndarray:
@@ -716,13 +721,8 @@ def _jart_set_steps(ref: str, devices: int = 20000) -> np.ndarray:
 
     from .devices.registry import parse_device
 
-    kind = parse_device(ref)
-    lo, hi = kind.g_range()
-    pop = kind.load().population(devices, seed=0, dtype=torch.float64)
-    pop.program(torch.full((devices,), (lo + hi) / 2, dtype=torch.float64))
-    start = pop.weights().clone()
-    pop.pulse_all("set")
-    return (pop.weights() - start).numpy()
+    pop = parse_device(ref).load().population(devices, seed=0, dtype=torch.float64)
+    return _jart_pulses(pop)
 
 
 def _pp(m, lo, hi) -> str:
