@@ -832,6 +832,13 @@ def _ablation_section(ablations: list[Path]) -> list[str]:
                     "device (cost = accuracy of `none` minus the variant's):")
             claim = ("The study's claim, *device-to-device variation of the disc radius is the "
                      "worst single imperfection*: " + _jart_claim_check(rank, seeds, table))
+            algo = base["training"].get("algorithm") or {}
+            algo = algo.get("kind") if isinstance(algo, dict) else algo
+            if algo != "pulse_trains":
+                claim += (f" The update here is memsim's rule (`{algo}`); the study "
+                          "ranked its imperfections under the kit's pulse-train rule, so this "
+                          "tests the device's noise under another update, not the study's "
+                          "runs.")
         else:
             head = ("Ranking of single removals (gain = accuracy with the imperfection off "
                     "minus the full device):")

@@ -184,3 +184,31 @@ def test_jart_claim_is_not_judged_while_the_clean_network_trails_the_noisy_one()
     top = rank.assign(variant=["d2d_rdisc_realistic", "c2c_rdisc_30"])
     top.loc[1, "vs_top_ci_high"] = -1.0
     assert _jart_claim_check(top, 3, late).startswith("**supported.**")
+
+
+@pytest.mark.parametrize("algorithm, named", [({"kind": "sgd", "rounding": "stochastic"}, True),
+                                              ({"kind": "pulse_trains", "bl": 31}, False)])
+def test_jart_claim_says_when_the_update_is_not_the_studys(tmp_path, algorithm, named):
+    """The study ranked its noise under the kit's pulse-train rule: a JART ablation run with
+    another update says so next to the verdict, and one with the study's rule does not."""
+    from memsim.results_readme import _ablation_section
+
+    out = tmp_path / "ablate_jart_x"
+    out.mkdir()
+    pd.DataFrame({"variant": ["full", "none", "d2d_rdisc_realistic"], "off": ["-"] * 3,
+                  "seeds": [3] * 3, "acc_pct": [90.0, 95.0, 94.0]}).to_csv(
+        out / "ablation.csv", index=False)
+    pd.DataFrame([{"rank": 1, "variant": "d2d_rdisc_realistic", "mode": "alone",
+                   "switched off": "d2d_rdisc_realistic", "gain_pp": 1.0, "gain_ci_low": 0.5,
+                   "gain_ci_high": 1.5, "vs_top_pp": 0.0, "vs_top_ci_low": np.nan,
+                   "vs_top_ci_high": np.nan, "p_first": 1.0}]).to_csv(
+        out / "ranking.csv", index=False)
+    (out / "ablation.md").write_text("# x\n\n| table |\n")
+    (out / "ranking.md").write_text("| ranking |\n")
+    base = {"dataset": "mnist", "subset": None, "device": {"kind": "jart"},
+            "network": {"kind": "mlp", "hidden": [256, 128]},
+            "training": {"epochs": 30, "batch": 32, "algorithm": algorithm}}
+    (out / "ablation_spec.yaml").write_text(yaml.safe_dump({"base": base}))
+    text = "\n".join(_ablation_section([out]))
+    assert "**supported.**" in text
+    assert ("kit's pulse-train rule" in text) == named
