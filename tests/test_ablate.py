@@ -196,7 +196,9 @@ def test_jart_claim_says_when_the_update_is_not_the_studys(tmp_path, algorithm, 
     out = tmp_path / "ablate_jart_x"
     out.mkdir()
     pd.DataFrame({"variant": ["full", "none", "d2d_rdisc_realistic"], "off": ["-"] * 3,
-                  "seeds": [3] * 3, "acc_pct": [90.0, 95.0, 94.0]}).to_csv(
+                  "seeds": [3] * 3, "acc_pct": [90.0, 95.0, 94.0],
+                  "diff_none_pp": [-5.0, 0.0, -1.0], "diff_none_ci_low": [-6.0, 0.0, -1.5],
+                  "diff_none_ci_high": [-4.0, 0.0, -0.5]}).to_csv(
         out / "ablation.csv", index=False)
     pd.DataFrame([{"rank": 1, "variant": "d2d_rdisc_realistic", "mode": "alone",
                    "switched off": "d2d_rdisc_realistic", "gain_pp": 1.0, "gain_ci_low": 0.5,
@@ -212,3 +214,43 @@ def test_jart_claim_says_when_the_update_is_not_the_studys(tmp_path, algorithm, 
     text = "\n".join(_ablation_section([out]))
     assert "**supported.**" in text
     assert ("kit's pulse-train rule" in text) == named
+
+
+def test_jart_variants_without_effect_are_explained_by_the_window_functions():
+    """A variant whose every seed matches the noise-free device is named, with how little its
+    N_discmin can change the RESET window inside the clipped N range: (0.016 / 0.06)^10."""
+    from memsim.results_readme import _jart_inert
+
+    table = pd.DataFrame({"variant": ["full", "none", "d2d_ndiscmin_realistic", "d2d_rdisc"],
+                          "diff_none_pp": [-1.5, 0.0, 0.0, 0.8],
+                          "diff_none_ci_low": [-2.0, 0.0, 0.0, 0.5],
+                          "diff_none_ci_high": [-1.0, 0.0, 0.0, 1.1]})
+    devices = {"d2d_ndiscmin_realistic": "jart:d2d_ndiscmin_realistic",
+               "d2d_rdisc": "jart:d2d_rdisc_realistic"}
+    text = _jart_inert(table, devices)
+    assert "`d2d_ndiscmin_realistic`" in text and "`d2d_rdisc`" not in text
+    assert f"{(0.016 / 0.06) ** 10:.1e} (RESET" in text
+    assert _jart_inert(table[table["variant"] != "d2d_ndiscmin_realistic"], devices) == ""
+
+
+@pytest.mark.parametrize("low, together", [(-0.2, True), (0.1, False)])
+def test_jart_terms_alone_say_together_only_when_no_term_costs(tmp_path, low, together):
+    """The noise-cost section reads the on-record ablation of realistic mixed's terms: it puts
+    the cost in the terms' interplay only when the whole costs and no term alone is shown to."""
+    from memsim.results_readme import _jart_terms_alone
+
+    out = tmp_path / "ablate_jart_realistic"
+    out.mkdir()
+    pd.DataFrame({"variant": ["full", "none"], "diff_none_pp": [-1.5, 0.0],
+                  "diff_none_ci_low": [-2.0, 0.0], "diff_none_ci_high": [-1.0, 0.0]}).to_csv(
+        out / "ablation.csv", index=False)
+    pd.DataFrame({"variant": ["c2c_ldisc_1", "d2d_rdisc_realistic"], "gain_pp": [0.3, -0.8],
+                  "gain_ci_low": [low, -1.1], "gain_ci_high": [0.5, -0.5]}).to_csv(
+        out / "ranking.csv", index=False)
+    (out / "ablation_spec.yaml").write_text(yaml.safe_dump(
+        {"base": {"training": {"epochs": 30}}, "variants": [{"name": "full"}]}))
+    text = " ".join(_jart_terms_alone(tmp_path))
+    assert "+1.50 [+1.00, +2.00] pp" in text and "raise it (d2d_rdisc_realistic)" in text
+    assert ("act together" in text) == together
+    assert ("shown to cost accuracy (c2c_ldisc_1)" in text) == (not together)
+    assert _jart_terms_alone(tmp_path / "elsewhere") == []
