@@ -688,7 +688,7 @@ def _jart_noise_cost(root: Path) -> list[str]:
                     "rate than the rule assumes, and this network, not trained to convergence "
                     "at lr 0.05, can gain from that. The study's claim is about the kit's "
                     "rule, which is not run at this scale here.")
-    text += _jart_terms_alone(root)
+    text += _jart_terms_alone(root) + _jart_rdisc_wider(root)
     return lines + ([" ".join(text), ""] if text else [])
 
 
@@ -719,6 +719,21 @@ def _jart_terms_alone(root: Path) -> list[str]:
             "there" + (". Under memsim's rule the cost of realistic mixed lies in how its "
                        "terms act together, not in any one of those run alone."
                        if not costly and -f["diff_none_ci_high"] > 0 else ".")]
+
+
+def _jart_rdisc_wider(root: Path) -> list[str]:
+    """The disc radius's device-to-device spread at the study's wider settings, from the
+    on-record `ablate_jart_rdisc`: what each costs against the noise-free device."""
+    out = root / "ablate_jart_rdisc"
+    if not (out / "ranking.csv").exists():
+        return []
+    rank = pd.read_csv(out / "ranking.csv").sort_values("variant")
+    costs = "; ".join(f"`{r['variant']}` {_pp(r['gain_pp'], r['gain_ci_low'], r['gain_ci_high'])}"
+                      for _, r in rank.iterrows())
+    return ["At the study's wider spreads of the disc radius, alone on the noise-free device "
+            f"(`ablate_jart_rdisc`, Larger runs on record), the same variation costs: {costs}. "
+            "Whether it is the worst single imperfection at those settings needs the other "
+            "parameters' settings of the same width, not run at this scale."]
 
 
 def _jart_pulses(pop, w0: float = 0.0, is_set: bool = True, pulses: int = 1) -> np.ndarray:
@@ -852,6 +867,9 @@ def _jart_claim_check(rank: pd.DataFrame, seeds: int, table: pd.DataFrame) -> st
                 "record).")
     best = rdisc.sort_values("rank").iloc[0]
     cost = _pp(best["gain_pp"], best["gain_ci_low"], best["gain_ci_high"])
+    if len(rdisc) == len(rank):
+        return (f"**not tested here**: the ablation holds no other single imperfection to "
+                f"rank against. `{best['variant']}` alone costs {cost}.")
     if best["rank"] == 1:
         others = rank[(rank["rank"] > 1) & ~rank["variant"].str.startswith("d2d_rdisc")]
         open_ = others[~(others["vs_top_ci_high"] < 0)]

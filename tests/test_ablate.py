@@ -184,6 +184,8 @@ def test_jart_claim_is_not_judged_while_the_clean_network_trails_the_noisy_one()
     top = rank.assign(variant=["d2d_rdisc_realistic", "c2c_rdisc_30"])
     top.loc[1, "vs_top_ci_high"] = -1.0
     assert _jart_claim_check(top, 3, late).startswith("**supported.**")
+    only_rdisc = top.iloc[:1]  # nothing else to rank against: no verdict
+    assert _jart_claim_check(only_rdisc, 3, late).startswith("**not tested here**")
 
 
 @pytest.mark.parametrize("algorithm, named", [({"kind": "sgd", "rounding": "stochastic"}, True),
@@ -212,7 +214,7 @@ def test_jart_claim_says_when_the_update_is_not_the_studys(tmp_path, algorithm, 
             "training": {"epochs": 30, "batch": 32, "algorithm": algorithm}}
     (out / "ablation_spec.yaml").write_text(yaml.safe_dump({"base": base}))
     text = "\n".join(_ablation_section([out]))
-    assert "**supported.**" in text
+    assert "The study's claim" in text
     assert ("kit's pulse-train rule" in text) == named
 
 
@@ -254,3 +256,14 @@ def test_jart_terms_alone_say_together_only_when_no_term_costs(tmp_path, low, to
     assert ("act together" in text) == together
     assert ("shown to cost accuracy (c2c_ldisc_1)" in text) == (not together)
     assert _jart_terms_alone(tmp_path / "elsewhere") == []
+
+
+def test_jart_wider_rdisc_costs_are_read_from_their_ablation(tmp_path):
+    from memsim.results_readme import _jart_rdisc_wider
+
+    assert _jart_rdisc_wider(tmp_path) == []
+    out = tmp_path / "ablate_jart_rdisc"
+    out.mkdir()
+    pd.DataFrame({"variant": ["d2d_rdisc_30"], "gain_pp": [38.78], "gain_ci_low": [8.28],
+                  "gain_ci_high": [69.27]}).to_csv(out / "ranking.csv", index=False)
+    assert "`d2d_rdisc_30` +38.78 [+8.28, +69.27] pp" in _jart_rdisc_wider(tmp_path)[0]
