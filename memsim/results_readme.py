@@ -887,10 +887,10 @@ def _jart_claim_check(rank: pd.DataFrame, seeds: int, table: pd.DataFrame) -> st
         "**not supported at this scale, not excluded.**"
     top_open = "" if top["gain_ci_low"] > 0 else ", an interval that includes 0"
     gain = " (it raises the accuracy)" if best["gain_ci_high"] < 0 else ""
-    full = table.set_index("variant")
+    by_variant = table.set_index("variant")
     together = ""
-    if "diff_none_pp" in full:
-        f = full.loc["full"]
+    if "diff_none_pp" in by_variant:
+        f = by_variant.loc["full"]
         together = (" All of the full device's imperfections together cost "
                     f"{_pp(-f['diff_none_pp'], -f['diff_none_ci_high'], -f['diff_none_ci_low'])}"
                     " against `none`.")
@@ -907,9 +907,8 @@ def _ablation_section(ablations: list[Path]) -> list[str]:
         rank = pd.read_csv(out / "ranking.csv") if (out / "ranking.csv").stat().st_size > 1 \
             else pd.DataFrame()
         seeds = int(table["seeds"].max())
-        import yaml
-
-        base = yaml.safe_load((out / "ablation_spec.yaml").read_text())["base"]
+        doc = yaml.safe_load((out / "ablation_spec.yaml").read_text())
+        base = doc["base"]
         net = base["network"]
         layers = (f"conv {' '.join(map(str, net['conv']))}, " if "conv" in net else "") + \
             f"hidden {net['hidden']}"
@@ -929,9 +928,8 @@ def _ablation_section(ablations: list[Path]) -> list[str]:
                     "device (cost = accuracy of `none` minus the variant's):")
             claim = ("The study's claim, *device-to-device variation of the disc radius is the "
                      "worst single imperfection*: " + _jart_claim_check(rank, seeds, table))
-            spec = yaml.safe_load((out / "ablation_spec.yaml").read_text())
             claim += _jart_inert(table, {v["name"]: v["device"] for v in
-                                         spec.get("variants", []) if v.get("device")})
+                                         doc.get("variants", []) if v.get("device")})
             algo = base["training"].get("algorithm") or {}
             algo = algo.get("kind") if isinstance(algo, dict) else algo
             if algo != "pulse_trains":
