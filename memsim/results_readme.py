@@ -714,11 +714,10 @@ def _jart_terms_alone(root: Path) -> list[str]:
             + (f"{len(costly)} shown to cost accuracy ({', '.join(costly)})" if costly
                else "none is shown to cost accuracy")
             + (f", {len(gains)} to raise it ({', '.join(gains)})" if gains else "")
-            + "; all of them together cost "
-            f"{_pp(-f['diff_none_pp'], -f['diff_none_ci_high'], -f['diff_none_ci_low'])} "
-            "there" + (". Under memsim's rule the cost of realistic mixed lies in how its "
-                       "terms act together, not in any one of those run alone."
-                       if not costly and -f["diff_none_ci_high"] > 0 else ".")]
+            + f"; all of them together cost {_full_cost(f)} there"
+            + (". Under memsim's rule the cost of realistic mixed lies in how its terms act "
+               "together, not in any one of those run alone."
+               if not costly and -f["diff_none_ci_high"] > 0 else ".")]
 
 
 def _jart_rdisc_wider(root: Path) -> list[str]:
@@ -812,6 +811,11 @@ def _pp(m, lo, hi) -> str:
     return f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}] pp"
 
 
+def _full_cost(full: pd.Series) -> str:
+    """What the full device costs against `none`, from its row of an ablation table."""
+    return _pp(-full["diff_none_pp"], -full["diff_none_ci_high"], -full["diff_none_ci_low"])
+
+
 def _claim_check(rank: pd.DataFrame, seeds: int) -> str:
     """The HfOx study's claim (device-to-device variability is the most damaging imperfection)
     checked against an ablation's ranking of single removals, with its uncertainty."""
@@ -892,8 +896,7 @@ def _jart_claim_check(rank: pd.DataFrame, seeds: int, table: pd.DataFrame) -> st
     if "diff_none_pp" in by_variant:
         f = by_variant.loc["full"]
         together = (" All of the full device's imperfections together cost "
-                    f"{_pp(-f['diff_none_pp'], -f['diff_none_ci_high'], -f['diff_none_ci_low'])}"
-                    " against `none`.")
+                    f"{_full_cost(f)} against `none`.")
     return (f"{verdict} `{top['variant']}` ranks first by its mean cost "
             f"({top['gain_pp']:+.2f} pp{top_open}); `{best['variant']}` costs {cost}{gain}, "
             f"{vs} against the first.{together}")
