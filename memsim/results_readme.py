@@ -720,19 +720,90 @@ def _jart_terms_alone(root: Path) -> list[str]:
                if not costly and -f["diff_none_ci_high"] > 0 else ".")]
 
 
+WIDER_ABLATIONS = ("ablate_jart_full", "ablate_jart_wide")  # on record, most complete first
+
+
 def _jart_rdisc_wider(root: Path) -> list[str]:
-    """The disc radius's device-to-device spread at the study's wider settings, from the
-    on-record `ablate_jart_rdisc`: what each costs against the noise-free device."""
-    out = root / "ablate_jart_rdisc"
+    """The disc radius's device-to-device spread at the study's wider settings: what each
+    costs against the noise-free device and, where an on-record ablation also holds the other
+    parameters' wider settings, where it ranks among them."""
+    ranked = next((root / n for n in WIDER_ABLATIONS if (root / n / "ranking.csv").exists()),
+                  None)
+    out = ranked or root / "ablate_jart_rdisc"
     if not (out / "ranking.csv").exists():
         return []
-    rank = pd.read_csv(out / "ranking.csv").sort_values("variant")
+    rank = pd.read_csv(out / "ranking.csv")
+    wide = rank[rank["variant"].isin(["d2d_rdisc_30", "d2d_rdisc_unbounded"])]
+    if wide.empty:
+        return []
     costs = "; ".join(f"`{r['variant']}` {_pp(r['gain_pp'], r['gain_ci_low'], r['gain_ci_high'])}"
-                      for _, r in rank.iterrows())
-    return ["At the study's wider spreads of the disc radius, alone on the noise-free device "
-            f"(`ablate_jart_rdisc`, Larger runs on record), the same variation costs: {costs}. "
-            "Whether it is the worst single imperfection at those settings needs the other "
-            "parameters' settings of the same width, not run at this scale."]
+                      for _, r in wide.sort_values("variant").iterrows())
+    head = ("At the study's wider spreads of the disc radius, alone on the noise-free device "
+            f"(`{out.name}`, Larger runs on record), the same variation costs: {costs}.")
+    if ranked is None:
+        return [head + " Whether it is the worst single imperfection at those settings needs "
+                "the other parameters' settings of the same width, not run at this scale."]
+    first = int(wide["rank"].min())
+    above = rank[rank["rank"] < first]
+    if above.empty:
+        rest = rank[~rank["variant"].isin(wide["variant"])]
+        resolved = rest.empty or bool((rest["vs_top_ci_high"] < 0).all())
+        tail = (f" Among the {len(rank)} single imperfections of that ablation it ranks "
+                "first, and its lead over every other " + ("excludes 0." if resolved else
+                                                            "is not resolved."))
+    else:
+        lead = [f"`{r['variant']}` {_pp(r['gain_pp'], r['gain_ci_low'], r['gain_ci_high'])}"
+                for _, r in above.iterrows()]
+        r = wide[wide["rank"] == first].iloc[0]
+        gap = _pp(-r["vs_top_pp"], -r["vs_top_ci_high"], -r["vs_top_ci_low"])
+        tail = (f" Among the {len(rank)} single imperfections of that ablation its costlier "
+                f"setting ranks {first}: {len(above)} cost more on average ("
+                + "; ".join(lead) + f"), and the first's lead over it is {gap}"
+                + (" (it excludes 0)." if r["vs_top_ci_high"] < 0 else
+                   ", an interval that includes 0."))
+    return [head + tail + _jart_rdisc_walks(rank) + _jart_other_parameters(rank)]
+
+
+def _jart_other_parameters(rank: pd.DataFrame) -> str:
+    """Whether any setting of the parameters other than the disc radius (l_disc, N_discmax,
+    N_discmin, direct or slope) is shown to cost, against the r_disc settings that do."""
+    others = rank[rank["variant"].str.match(r"(d2d|c2c)_(ldisc|ndiscmax|ndiscmin)")]
+    rdisc = rank[rank["variant"].str.match(r"(d2d|c2c)_rdisc")]
+    if others.empty:
+        return ""
+    costly = others[others["gain_ci_low"] > 0]["variant"].tolist()
+    n = len(others)
+    text = (f" The {n} setting{'s' if n > 1 else ''} of l_disc, N_discmax and N_discmin there "
+            "cost between "
+            f"{others['gain_pp'].min():+.2f} and {others['gain_pp'].max():+.2f} pp, "
+            + (f"{len(costly)} shown to cost ({', '.join(costly)})" if costly
+               else "none shown to cost"))
+    if not costly and (rdisc["gain_ci_low"] > 0).any():
+        text += ("; under memsim's rule the disc radius is the one parameter whose noise is "
+                 "shown to cost accuracy")
+    return text + "."
+
+
+def _jart_rdisc_walks(rank: pd.DataFrame) -> str:
+    """What the cycle-to-cycle r_disc walks of a ranking cost, next to the smallest disc each
+    lets a nominal device reach and one SET pulse's weight change there."""
+    from .devices import jart
+
+    parts = []
+    nominal = _jart_set_step_at(jart.R_DISC * 1e9)
+    for _, r in rank[rank["variant"].str.match(r"c2c_rdisc_\d+$")].iterrows():
+        cfg = jart.PRESETS[r["variant"]]["c2c"]["rdisc"]
+        low = cfg.get("bounds", [-max(cfg.get("std", 0), cfg.get("slope", 0))])[0]
+        radius = jart.R_DISC * 1e9 * (1 + low)
+        step = _jart_set_step_at(radius)
+        parts.append(f"at {cfg['std']:.0%} (down to {radius:g} nm, where one SET pulse at "
+                     f"w = 0 moves the weight by {step:+.3f}, {step / nominal:.0f}× nominal) "
+                     f"it costs {_pp(r['gain_pp'], r['gain_ci_low'], r['gain_ci_high'])}")
+    if not parts:
+        return ""
+    return (" The cycle-to-cycle walk of the disc radius, bounded at the nominal radius "
+            "times (1 ± its setting) and redrawn after every pulse a device fires, makes each "
+            "pulse's step a draw from that range: " + "; ".join(parts) + ".")
 
 
 def _jart_pulses(pop, w0: float = 0.0, is_set: bool = True, pulses: int = 1) -> np.ndarray:
@@ -978,8 +1049,30 @@ def _on_record(root: Path, ablations: list[Path]) -> list[str]:
              "experiments/NAME.yaml` (each directory keeps its spec), not rerun by the reduced "
              "`make reproduce`.", ""]
     lines += runs + ([""] if runs else [])
-    return lines + [ln.replace("## Ablation:", "### Ablation:") for ln in
-                    _ablation_section(extra)]
+    within = {a: next((b for b in extra if b != a and _runs_within(a, b)), None) for a in extra}
+    shown = [a for a in extra if within[a] is None]
+    lines += [ln.replace("## Ablation:", "### Ablation:") for ln in _ablation_section(shown)]
+    parts = [f"`{a.name}` ({len(pd.read_csv(a / 'ablation.csv'))} variants, in "
+             f"`{within[a].name}`)" for a in extra if within[a] is not None]
+    if parts:
+        lines += ["Subsets of a larger ablation above, run first (the same network, seeds and "
+                  "training batches, so their figures are the larger one's): "
+                  + ", ".join(parts) + ".", ""]
+    return lines
+
+
+def _runs_within(small: Path, big: Path) -> bool:
+    """Whether every run of ablation ``small`` is a run of the larger ablation ``big``: the
+    same base network and, variant by variant and seed by seed, the same outcome."""
+    specs = [yaml.safe_load((p / "ablation_spec.yaml").read_text()) for p in (small, big)]
+    if specs[0]["base"] != specs[1]["base"]:
+        return False
+    cols = ["variant", "seed", "acc_pct", "pulses"]
+    runs = [pd.read_csv(p / "runs.csv") for p in (small, big)]
+    if len(runs[0]) >= len(runs[1]) or not all(set(cols) <= set(r) for r in runs):
+        return False
+    both = runs[0][cols].merge(runs[1][cols].drop_duplicates(), how="left", indicator=True)
+    return bool((both["_merge"] == "both").all())
 
 
 TOLERANCE_PP = 1.0  # an accuracy loss a design review would still call "tolerated"

@@ -168,6 +168,23 @@ def test_jart_ablation_spec_builds_every_configuration():
     assert described == {f"jart:{name}" for name in PRESETS}
 
 
+@pytest.mark.parametrize("subset", ["ablate_jart_realistic.yaml", "ablate_jart_rdisc.yaml",
+                                    "ablate_jart_wide.yaml"])
+def test_jart_subset_ablations_share_the_full_ablations_batches(subset):
+    """The subset specs run parts of ablate_jart.yaml: every batch they plan must be one of its
+    batches (the same key), so their stores fill the full ablation's and no run is repeated."""
+    from pathlib import Path
+
+    from memsim.ablate.run import plan
+
+    root = Path(__file__).resolve().parents[1] / "experiments"
+    full, part = (parse_ablation_spec(yaml.safe_load((root / n).read_text()), root / n)
+                  for n in ("ablate_jart.yaml", subset))
+    keys = {b["key"]: b["variant"] for b in plan(full)}
+    assert {b["key"]: b["variant"] for b in plan(part)}.items() <= keys.items()
+    assert len(plan(part)) >= 3
+
+
 def test_jart_claim_is_not_judged_while_the_clean_network_trails_the_noisy_one():
     from memsim.results_readme import _jart_claim_check
 
@@ -266,4 +283,66 @@ def test_jart_wider_rdisc_costs_are_read_from_their_ablation(tmp_path):
     out.mkdir()
     pd.DataFrame({"variant": ["d2d_rdisc_30"], "gain_pp": [38.78], "gain_ci_low": [8.28],
                   "gain_ci_high": [69.27]}).to_csv(out / "ranking.csv", index=False)
-    assert "`d2d_rdisc_30` +38.78 [+8.28, +69.27] pp" in _jart_rdisc_wider(tmp_path)[0]
+    text = _jart_rdisc_wider(tmp_path)[0]
+    assert "`d2d_rdisc_30` +38.78 [+8.28, +69.27] pp" in text
+    assert "needs the other parameters' settings" in text
+
+
+@pytest.mark.parametrize("top_cost, verdict", [(80.0, "ranks 2"), (20.0, "ranks first")])
+def test_jart_wider_rdisc_ranked_among_the_wider_settings(tmp_path, top_cost, verdict):
+    """Where an on-record ablation also holds the other parameters' wider settings, the
+    sentence ranks the disc radius among them, not saying they were not run."""
+    from memsim.results_readme import _jart_rdisc_wider
+
+    out = tmp_path / "ablate_jart_wide"
+    out.mkdir()
+    costs = {"c2c_rdisc_30": top_cost, "d2d_rdisc_30": 38.0, "c2c_ldisc_30": 0.1}
+    order = sorted(costs, key=costs.get, reverse=True)
+    top = costs[order[0]]
+    pd.DataFrame({"rank": [1, 2, 3], "variant": order,
+                  "gain_pp": [costs[v] for v in order],
+                  "gain_ci_low": [costs[v] - 5 for v in order],
+                  "gain_ci_high": [costs[v] + 5 for v in order],
+                  "vs_top_pp": [costs[v] - top for v in order],
+                  "vs_top_ci_low": [costs[v] - top - 4 for v in order],
+                  "vs_top_ci_high": [0.0 if v == order[0] else costs[v] - top + 4
+                                     for v in order]}).to_csv(out / "ranking.csv", index=False)
+    text = _jart_rdisc_wider(tmp_path)[0]
+    assert "`ablate_jart_wide`" in text and "not run" not in text
+    assert verdict in text
+    assert "at 30% (down to 31.5 nm, where one SET pulse at w = 0 moves the weight by +0.600" \
+        in text  # the walk reaches discs that switch in one pulse
+    assert "The 1 setting of l_disc" in text and "none shown to cost; under memsim's rule the " \
+        "disc radius is the one parameter" in text
+    if top_cost > 38:
+        assert "`c2c_rdisc_30` +80.00" in text and "+42.00 [+38.00, +46.00] pp (it excludes 0)" \
+            in text
+    else:
+        assert "excludes 0." in text
+
+
+def test_an_ablation_whose_runs_lie_in_a_larger_one_is_named_as_its_subset(tmp_path):
+    """An on-record ablation whose runs are all runs of a larger one of the same network is
+    its subset; another network, or one differing outcome, is not."""
+    from memsim.results_readme import _runs_within
+
+    base = {"network": {"kind": "mlp", "hidden": [256, 128]}, "training": {"epochs": 30}}
+    runs = pd.DataFrame({"variant": ["full", "full", "none", "none", "x", "x"],
+                         "seed": [0, 1] * 3, "acc_pct": [90.1, 90.3, 95.0, 95.2, 80.0, 81.0],
+                         "pulses": [7, 8, 0, 0, 5, 6]})
+
+    def ablation(name, rows, net_base):
+        out = tmp_path / name
+        out.mkdir()
+        rows.to_csv(out / "runs.csv", index=False)
+        (out / "ablation_spec.yaml").write_text(yaml.safe_dump({"base": net_base}))
+        return out
+
+    big = ablation("big", runs, base)
+    small = ablation("small", runs.iloc[:4], base)
+    assert _runs_within(small, big) and not _runs_within(big, small)
+    other = ablation("other", runs.iloc[:4], {**base, "training": {"epochs": 3}})
+    assert not _runs_within(other, big)
+    changed = runs.iloc[:4].copy()
+    changed.loc[3, "acc_pct"] = 95.3
+    assert not _runs_within(ablation("changed", changed, base), big)
