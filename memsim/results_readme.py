@@ -791,13 +791,15 @@ def _jart_rdisc_walks(rank: pd.DataFrame) -> str:
 
     parts = []
     nominal = _jart_set_step_at(jart.R_DISC * 1e9)
-    for _, r in rank[rank["variant"].str.match(r"c2c_rdisc_\d+$")].iterrows():
+    walks = rank[rank["variant"].str.match(r"c2c_rdisc_\d+$")]
+    walks = walks.iloc[np.argsort([int(v.rsplit("_", 1)[1]) for v in walks["variant"]])]
+    for _, r in walks.iterrows():
         cfg = jart.PRESETS[r["variant"]]["c2c"]["rdisc"]
         low = cfg.get("bounds", [-max(cfg.get("std", 0), cfg.get("slope", 0))])[0]
         radius = jart.R_DISC * 1e9 * (1 + low)
         step = _jart_set_step_at(radius)
         parts.append(f"at {cfg['std']:.0%} (down to {radius:g} nm, where one SET pulse at "
-                     f"w = 0 moves the weight by {step:+.3f}, {step / nominal:.0f}× nominal) "
+                     f"w = 0 moves the weight by {step:+.3f}, {step / nominal:.1f}× nominal) "
                      f"it costs {_pp(r['gain_pp'], r['gain_ci_low'], r['gain_ci_high'])}")
     if not parts:
         return ""
