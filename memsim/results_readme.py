@@ -788,17 +788,17 @@ def _jart_rdisc_walks(rank: pd.DataFrame) -> str:
     """What the cycle-to-cycle r_disc walks of a ranking cost, next to the smallest disc each
     lets a nominal device reach and one SET pulse's weight change there."""
     from .devices import jart
+    from .devices.registry import parse_device
 
     parts = []
     nominal = _jart_set_step_at(jart.R_DISC * 1e9)
     walks = rank[rank["variant"].str.match(r"c2c_rdisc_\d+$")]
     walks = walks.iloc[np.argsort([int(v.rsplit("_", 1)[1]) for v in walks["variant"]])]
     for _, r in walks.iterrows():
-        cfg = jart.PRESETS[r["variant"]]["c2c"]["rdisc"]
-        low = cfg.get("bounds", [-max(cfg.get("std", 0), cfg.get("slope", 0))])[0]
-        radius = jart.R_DISC * 1e9 * (1 + low)
+        walk = parse_device(f"jart:{r['variant']}").load().population(1).c2c["rdisc"]
+        radius = jart.R_DISC * 1e9 * (1 + walk["bounds"][0])
         step = _jart_set_step_at(radius)
-        parts.append(f"at {cfg['std']:.0%} (down to {radius:g} nm, where one SET pulse at "
+        parts.append(f"at {walk['std']:.0%} (down to {radius:g} nm, where one SET pulse at "
                      f"w = 0 moves the weight by {step:+.3f}, {step / nominal:.1f}× nominal) "
                      f"it costs {_pp(r['gain_pp'], r['gain_ci_low'], r['gain_ci_high'])}")
     if not parts:
@@ -1051,7 +1051,9 @@ def _on_record(root: Path, ablations: list[Path]) -> list[str]:
              "experiments/NAME.yaml` (each directory keeps its spec), not rerun by the reduced "
              "`make reproduce`.", ""]
     lines += runs + ([""] if runs else [])
-    within = {a: next((b for b in extra if b != a and _runs_within(a, b)), None) for a in extra}
+    # each subset is named with the largest ablation holding it, itself never a subset
+    within = {a: max((b for b in extra if b != a and _runs_within(a, b)), default=None,
+                     key=lambda b: len(pd.read_csv(b / "runs.csv"))) for a in extra}
     shown = [a for a in extra if within[a] is None]
     lines += [ln.replace("## Ablation:", "### Ablation:") for ln in _ablation_section(shown)]
     parts = [f"`{a.name}` ({len(pd.read_csv(a / 'ablation.csv'))} variants, in "
