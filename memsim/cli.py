@@ -509,9 +509,8 @@ def _bench_fidelity(out: str, seeds: int, sizes: str) -> None:
     if seeds < 1 or min(ns) < 100:
         raise MemsimError("--seeds must be >= 1 and every size >= 100")
     root = Path(__file__).resolve().parent.parent  # the shipped device_data/
-    runs = fidelity.run_fidelity(fidelity.FidelitySpec(sizes=ns, seeds=seeds), root,
-                                 progress=lambda msg: click.echo(msg, err=True))
-    for path in fidelity.write_fidelity(runs, _cwd_path(out)):
+    for path in fidelity.bench(fidelity.FidelitySpec(sizes=ns, seeds=seeds), root,
+                               _cwd_path(out), progress=lambda msg: click.echo(msg, err=True)):
         click.echo(f"wrote {_shown(path)}")
     click.echo(Path(_cwd_path(out), "summary.md").read_text())
 

@@ -154,8 +154,8 @@ def run_fidelity(plan: dict | None, log) -> None:
 
     spec = fidelity.FidelitySpec(sizes=tuple(plan.get("sizes", fidelity.SIZES)),
                                  seeds=int(plan.get("seeds", 3)))
-    runs = fidelity.run_fidelity(spec, ROOT, progress=lambda msg: log(f"fidelity: {msg}"))
-    fidelity.write_fidelity(runs, ROOT / "results" / "fidelity")
+    fidelity.bench(spec, ROOT, ROOT / "results" / "fidelity",
+                   progress=lambda msg: log(f"fidelity: {msg}"))
     log("wrote results/fidelity")
 
 

@@ -93,6 +93,10 @@ def _fidelity_section(root: Path) -> list[str]:
         cells = "; ".join(f"{r.truth} at N = {r.n}: {r.ratio:.2f}"
                           for r in missed.itertuples())
         lines[-1] += f" It misses: {cells}."
+        best = root / "fidelity" / "hindsight.csv"
+        if best.exists():
+            lines += ["", fidelity.hindsight_sentence(
+                fidelity.hindsight_ratios(pd.read_csv(best), summary))]
     lines += ["", f"![fidelity]({_rel(root / 'fidelity' / 'ratios.png', root)})", ""]
     return lines
 

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import MemsimError
 from ..io.data import POLARITIES, PulseData
 from ..models.resolve import resolve_ref
-from ..models.table import JumpTable
+from ..models.table import ConditionalTable, JumpTable
 from ..seeds import seed_for
 from .base import FitMethod, FitOutput, at_least_1, at_least_2, data_range, fit_metadata
 from .binning import EDGE_RULES, STATS, cv_crps_binning, fit_binning_polarity, max_bins_for
@@ -180,6 +180,31 @@ def _starting_points(families, max_bins: int) -> list[dict]:
     return starts
 
 
+def table_for(params: dict, g, dg, g_range, s: OptunaSettings) -> ConditionalTable:
+    """The table of one configuration of the search space, fitted on all of g, dg."""
+    lo, hi = g_range
+    if params["family"] == "smooth":
+        return smooth_table(g, dg, lo, hi, params["bandwidth"], params["shape"], s.table_bins,
+                            s.q)
+    return fit_binning_polarity(g, dg, params["bins"], params["edges"], params["stat"],
+                                (lo, hi), s.q)
+
+
+def search_space(families, max_bins: int) -> list[dict]:
+    """A finite grid over the search space: every smooth configuration, and binning at the
+    bin counts of a geometric grid (plus the plain 20) with every edge rule and statistic."""
+    out = []
+    if "binning" in families:
+        counts = np.unique(np.concatenate([np.round(np.geomspace(1, max_bins, 16)),
+                                           [min(PLAIN_BINS, max_bins)]]).astype(int))
+        out += [{"family": "binning", "bins": int(k), "edges": e, "stat": st}
+                for k in counts for e in EDGE_RULES for st in STATS]
+    if "smooth" in families:
+        out += [{"family": "smooth", "shape": shape, "bandwidth": h}
+                for shape in SHAPES for h in BANDWIDTHS]
+    return out
+
+
 def fit_optuna(data: PulseData, settings: OptunaSettings | None = None, seed: int = 0,
                g_range=None) -> tuple[JumpTable, list[dict]]:
     """Optuna-optimized binning, one study per polarity. Returns (table, trial records)."""
@@ -229,12 +254,7 @@ def fit_optuna(data: PulseData, settings: OptunaSettings | None = None, seed: in
         chosen = min(done, key=lambda t: t.value)  # the first of equals, as Optuna's best
         params = chosen.params
         best[pol] = {**params, "cv_crps": float(chosen.value)}
-        if params["family"] == "smooth":
-            tables[pol] = smooth_table(pts.g, pts.dg, lo, hi, params["bandwidth"],
-                                       params["shape"], s.table_bins, s.q)
-        else:
-            tables[pol] = fit_binning_polarity(pts.g, pts.dg, params["bins"], params["edges"],
-                                               params["stat"], (lo, hi), s.q)
+        tables[pol] = table_for(params, pts.g, pts.dg, (lo, hi), s)
         records += [{"polarity": pol, "trial": i, "cv_crps": t.value, **t.params}
                     for i, t in enumerate(done)]
     meta = fit_metadata(data, "optuna", {"trials": s.trials, "folds": s.folds,
