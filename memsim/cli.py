@@ -60,6 +60,22 @@ def main():
     os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+COUNT = click.IntRange(min=1)  # a count of anything: refused below 1 by the option's name
+SEED = click.IntRange(min=0)
+MAX_POINTS = 10**8  # generate: more would not fit a tidy CSV in memory
+MAX_PULSES = 10**7  # pulse: rows of one trajectory
+
+
+def _out_flag(out: str | None) -> str | None:
+    """``--out`` as given, refused before any work where no folder can be made there."""
+    from .io.schema import out_dir_problem
+
+    problem = out and out_dir_problem(out)
+    if problem:
+        raise MemsimError(problem, None, "option --out")
+    return out
+
+
 def merge_flags(raw: dict, flags: dict) -> dict:
     """The spec with every flag that was given (not None) written over it."""
     merged = dict(raw)
@@ -109,17 +125,18 @@ def _is_spec(sources: tuple[str, ...]) -> bool:
 @click.option("--bins", help="binning: number of bins K, or auto (chosen by cross-validation)")
 @click.option("--edges", type=click.Choice(["width", "count"]), help="binning: edge rule")
 @click.option("--stat", type=click.Choice(["empirical", "gaussian"]), help="binning: per bin")
-@click.option("--trials", type=int, help="optuna: number of trials per polarity")
-@click.option("--folds", type=int, help="cross-validation folds (optuna, smooth, bins auto)")
+@click.option("--trials", type=COUNT, help="optuna: number of trials per polarity")
+@click.option("--folds", type=click.IntRange(min=2),
+              help="cross-validation folds (optuna, smooth, bins auto)")
 @click.option("--storage", help="optuna: SQLite file (or URL) to keep and resume studies")
-@click.option("--n", "n_points", type=int, help="points per polarity when SOURCE is a model")
+@click.option("--n", "n_points", type=COUNT, help="points per polarity when SOURCE is a model")
 @click.option("--truth", help="known true device (preset or table) for metrics")
 @click.option("--unit", type=click.Choice(["S", "mS", "uS", "nS", "A", "norm"]))
 @click.option("--read-voltage", type=float, help="read voltage (V) when values are currents")
 @click.option("--format", "fmt", type=click.Choice(["auto", "tidy", "ramps", "updown"]))
 @click.option("--polarity", type=click.Choice(["set", "reset"]), help="polarity of ramp files")
 @click.option("--holdout", type=float, help="fraction of points held out for metrics")
-@click.option("--seed", type=int)
+@click.option("--seed", type=SEED)
 @click.option("--out", type=click.Path(file_okay=False), help="output directory")
 @click.option("--export", "exports", multiple=True, type=click.Choice(["xbtorch", "crosssim"]))
 @click.option("--no-plots", is_flag=True, help="skip the PNG figures")
@@ -132,6 +149,7 @@ def fit_cmd(sources, method, bins, edges, stat, trials, folds, storage, n_points
     traces); or one device model to draw data from (a table file, an XBTorch prefix, a
     CrossSim LUT folder, a synthetic-device YAML or a preset name).
     """
+    _out_flag(out)
     from .fit import experiment as fitrun
     from .io.schema import load_yaml
 
@@ -164,14 +182,15 @@ def fit_cmd(sources, method, bins, edges, stat, trials, folds, storage, n_points
 @click.option("--compute", "--device", "compute", default="auto", show_default=True,
               help="where to compute: auto, cpu or cuda (--device: the old name). The memory "
                    "device is the spec's device:")
-@click.option("--seed", type=int, help="training seed (overrides seed/seeds)")
-@click.option("--epochs", type=int)
-@click.option("--subset", type=int, help="use N training examples")
+@click.option("--seed", type=SEED, help="training seed (overrides seed/seeds)")
+@click.option("--epochs", type=COUNT)
+@click.option("--subset", type=COUNT, help="use N training examples")
 @click.option("--out", type=click.Path(file_okay=False), help="output directory")
 @click.option("--no-progress", is_flag=True)
 @handle_errors
 def train_cmd(spec_file, compute, seed, epochs, subset, out, no_progress):
     """Train a network with its weights on simulated devices (SPEC_FILE: a train spec)."""
+    _out_flag(out)
     from .io.schema import load_yaml
     from .train import spec as train_spec
     from .train import trainer
@@ -207,15 +226,15 @@ def _int_list(text: str | None, flag: str) -> list[int] | None:
 
 @main.command("bias-sweep")
 @click.argument("spec_file", type=click.Path(dir_okay=False))
-@click.option("--epochs", type=int)
-@click.option("--subset", type=int, help="use N training examples")
-@click.option("--seeds", type=int, help="number of training seeds (0..K-1)")
-@click.option("--data-seeds", type=int, help="number of data seeds (0..K-1)")
+@click.option("--epochs", type=COUNT)
+@click.option("--subset", type=COUNT, help="use N training examples")
+@click.option("--seeds", type=COUNT, help="number of training seeds (0..K-1)")
+@click.option("--data-seeds", type=COUNT, help="number of data seeds (0..K-1)")
 @click.option("--n", "sizes", help="dataset sizes, e.g. 100,1000,10000")
 @click.option("--truth", "truths", multiple=True,
               help="truth device (table file, preset, device YAML); replaces the spec's")
-@click.option("--jobs", type=int, help="processes for fits and training batches")
-@click.option("--ensemble", type=int, help="networks per batched pass")
+@click.option("--jobs", type=COUNT, help="processes for fits and training batches")
+@click.option("--ensemble", type=COUNT, help="networks per batched pass")
 @click.option("--cluster", help="run the tasks on Dask: local:N worker processes, or a "
               "scheduler address such as tcp://host:8786 (the output folder must be on a "
               "filesystem every worker sees)")
@@ -230,6 +249,7 @@ def bias_sweep_cmd(spec_file, epochs, subset, seeds, data_seeds, sizes, truths, 
 
     Resumable: rerunning the same command skips every finished fit and training batch.
     """
+    _out_flag(out)
     from .io.schema import load_yaml
     from .sweep import run_sweep
     from .sweep.spec import parse_sweep_spec
@@ -258,11 +278,11 @@ def bias_sweep_cmd(spec_file, epochs, subset, seeds, data_seeds, sizes, truths, 
 
 @main.command("ablate")
 @click.argument("spec_file", type=click.Path(dir_okay=False))
-@click.option("--epochs", type=int, help="epochs of every network")
-@click.option("--subset", type=int, help="use N training examples")
-@click.option("--seeds", type=int, help="number of training seeds (0..K-1)")
-@click.option("--jobs", type=int, help="processes for training batches")
-@click.option("--ensemble", type=int, help="seeds per batched pass")
+@click.option("--epochs", type=COUNT, help="epochs of every network")
+@click.option("--subset", type=COUNT, help="use N training examples")
+@click.option("--seeds", type=COUNT, help="number of training seeds (0..K-1)")
+@click.option("--jobs", type=COUNT, help="processes for training batches")
+@click.option("--ensemble", type=COUNT, help="seeds per batched pass")
 @click.option("--cluster", help="run the tasks on Dask: local:N worker processes, or a "
               "scheduler address such as tcp://host:8786 (the output folder must be on a "
               "filesystem every worker sees)")
@@ -278,6 +298,7 @@ def ablate_cmd(spec_file, epochs, subset, seeds, jobs, ensemble, cluster, comput
 
     Resumable: rerunning the same command skips every finished training batch.
     """
+    _out_flag(out)
     from .ablate import parse_ablation_spec, run_ablation
     from .io.schema import load_yaml
     from .train.trainer import pick_device
@@ -300,9 +321,9 @@ def ablate_cmd(spec_file, epochs, subset, seeds, jobs, ensemble, cluster, comput
 
 @main.command("infer")
 @click.argument("spec_file", type=click.Path(dir_okay=False))
-@click.option("--seeds", type=int, help="number of seeds (0..K-1): one draw of every cell each")
+@click.option("--seeds", type=COUNT, help="number of seeds (0..K-1): one draw of every cell each")
 @click.option("--scales", help="variability scales, e.g. 0,1,4 (multipliers of the spread)")
-@click.option("--test-subset", type=int, help="evaluate on the first N test images")
+@click.option("--test-subset", type=COUNT, help="evaluate on the first N test images")
 @click.option("--compute", "--device", "compute", default="auto", show_default=True,
               help="where to compute: auto, cpu or cuda")
 @click.option("--out", type=click.Path(file_okay=False))
@@ -314,6 +335,7 @@ def infer_cmd(spec_file, seeds, scales, test_subset, compute, out, no_plots):
     relative error of the coded layer's output and the test accuracy, against the
     variability scale and the read time.
     """
+    _out_flag(out)
     from .infer import parse_infer_spec, run_inference
     from .io.schema import load_yaml
     from .train.trainer import pick_device
@@ -341,13 +363,13 @@ def infer_cmd(spec_file, seeds, scales, test_subset, compute, out, no_plots):
 
 @main.command("pulse")
 @click.argument("device")
-@click.option("--set", "n_set", type=int, help="K SET pulses")
-@click.option("--reset", "n_reset", type=int, help="K RESET pulses (after the SET ones)")
+@click.option("--set", "n_set", type=COUNT, help="K SET pulses")
+@click.option("--reset", "n_reset", type=COUNT, help="K RESET pulses (after the SET ones)")
 @click.option("--sequence", help="signed pulse trains in order, e.g. +1000,-500")
 @click.option("--from-weight", type=float, help="start weight (default 0: mid-range)")
 @click.option("--from-g", type=float, help="start conductance in siemens")
-@click.option("--devices", type=int, default=1, show_default=True, help="devices pulsed")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--devices", type=COUNT, default=1, show_default=True, help="devices pulsed")
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--compute", "--device-compute", "compute", default="cpu", show_default=True,
               help="where to compute: auto, cpu or cuda")
 @click.option("--out", type=click.Path(file_okay=False), help="output directory")
@@ -360,18 +382,19 @@ def pulse_cmd(device, n_set, n_reset, sequence, from_weight, from_g, devices, se
     DEVICE: anything a train spec's device: accepts (a kind such as hfox, KIND:PRESET such as
     jart:noise_free, a device YAML, a table file or a synthetic preset).
     """
+    _out_flag(out)
     from .devices.registry import parse_device
     from .devices.trajectory import parse_sequence, plot_trajectory, pulse_trajectory
     from .io.storage import save_figure, write_csv
     from .train.trainer import pick_device
 
-    for flag, value in (("--set", n_set), ("--reset", n_reset)):
-        if value is not None and value < 1:
-            raise MemsimError(f"{flag} must be a positive number of pulses, not {value}")
     if sequence is not None and (n_set or n_reset):
         raise MemsimError("give --sequence or --set / --reset, not both")
     counts = parse_sequence(sequence) if sequence is not None else \
         [c for c in (n_set, -n_reset if n_reset else None) if c]
+    if sum(map(abs, counts)) > MAX_PULSES:
+        raise MemsimError(f"at most {MAX_PULSES:,} pulses in all (one trajectory row each), "
+                          f"not {sum(map(abs, counts)):,}")
     dev = parse_device(_cwd_path(device) if Path(device).exists() else device,
                        where="DEVICE", base=Path.cwd())
     table = pulse_trajectory(dev, counts, devices, from_weight=from_weight, from_g=from_g,
@@ -390,8 +413,8 @@ def pulse_cmd(device, n_set, n_reset, sequence, from_weight, from_g, devices, se
 @main.command("grid")
 @click.argument("spec_file", type=click.Path(dir_okay=False))
 @click.option("--network", "networks", multiple=True, help="only these networks of the grid")
-@click.option("--subset", type=int, help="use N training examples")
-@click.option("--epochs", type=int, help="epochs of every network")
+@click.option("--subset", type=COUNT, help="use N training examples")
+@click.option("--epochs", type=COUNT, help="epochs of every network")
 @click.option("--compute", "--device", "compute", default="auto", show_default=True,
               help="where to compute: auto, cpu or cuda (--device: the old name)")
 @click.option("--out", type=click.Path(file_okay=False), help="output directory")
@@ -399,6 +422,7 @@ def pulse_cmd(device, n_set, n_reset, sequence, from_weight, from_g, devices, se
 def grid_cmd(spec_file, networks, subset, epochs, compute, out):
     """Train a grid of devices x update algorithms x networks over seeds (SPEC_FILE: a grid
     spec such as experiments/attribution.yaml)."""
+    _out_flag(out)
     from .io.schema import load_yaml
     from .train.grid import parse_grid, run_grid, write_grid_outputs
     from .train.trainer import pick_device
@@ -426,9 +450,9 @@ def grid_cmd(spec_file, networks, subset, epochs, compute, out):
 
 @main.command("generate")
 @click.argument("model")
-@click.option("--n", "n_points", type=int, default=3000, show_default=True,
+@click.option("--n", "n_points", type=COUNT, default=3000, show_default=True,
               help="points per polarity")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--unit", type=click.Choice(["S", "mS", "uS", "nS"]), default="S",
               show_default=True, help="unit of the values written")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="CSV file")
@@ -442,8 +466,9 @@ def generate_cmd(model, n_points, seed, unit, out):
     from .models.resolve import load_model
     from .models.sampling import sample_points
 
-    if n_points < 1:
-        raise MemsimError(f"--n must be positive, not {n_points}")
+    if n_points > MAX_POINTS:
+        raise MemsimError(f"--n: at most {MAX_POINTS:,} points per polarity, not {n_points:,}")
+    _out_flag(str(Path(out).parent))
     data = sample_points(load_model(model), n_points, seed)
     write_tidy_csv(data, out, unit)
     click.echo(f"wrote {data.n()} points ({n_points} per polarity, unit {unit}) to {_shown(out)}")
@@ -456,7 +481,7 @@ def generate_cmd(model, n_points, seed, unit, out):
 @click.option("--out", type=click.Path(),
               help="also write the figures as CSV (fidelity: the output folder, default "
                    "results/fidelity)")
-@click.option("--seeds", type=int, default=3, show_default=True,
+@click.option("--seeds", type=COUNT, default=3, show_default=True,
               help="fidelity: data seeds per truth and N")
 @click.option("--sizes", default="300,3000,30000", show_default=True,
               help="fidelity: points per polarity, comma-separated")
@@ -476,7 +501,9 @@ def bench_cmd(which, device, out, seeds, sizes):
     if "fidelity" in which:
         if len(which) > 1:
             raise MemsimError("run fidelity on its own: it writes a folder, not figures")
-        return _bench_fidelity(out or "results/fidelity", seeds, sizes)
+        return _bench_fidelity(_out_flag(out) or "results/fidelity", seeds, sizes)
+    if out:
+        _out_flag(str(Path(out).parent))  # a CSV file
     device = pick_device(device)
     names = list(which) or ["sampling", "optuna", "training", "ensemble"]
     runs = {"sampling": lambda: bench.bench_sampling(device=device),
@@ -489,7 +516,8 @@ def bench_cmd(which, device, out, seeds, sizes):
             "cluster": lambda: bench.bench_cluster()}
     unknown = [n for n in names if n not in runs]
     if unknown:
-        raise MemsimError(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(runs)}")
+        raise MemsimError(f"unknown benchmark {unknown[0]!r}; choose from "
+                          f"{', '.join([*runs, 'fidelity'])}")
     click.echo(f"machine: {bench.machine()}")
     results = []
     for name in names:
@@ -506,8 +534,8 @@ def _bench_fidelity(out: str, seeds: int, sizes: str) -> None:
         ns = tuple(int(v) for v in sizes.split(","))
     except ValueError:
         raise MemsimError(f"--sizes must be integers separated by commas, not {sizes!r}") from None
-    if seeds < 1 or min(ns) < 100:
-        raise MemsimError("--seeds must be >= 1 and every size >= 100")
+    if min(ns) < 100:
+        raise MemsimError(f"--sizes: every size must be >= 100, not {min(ns)}")
     root = Path(__file__).resolve().parent.parent  # the shipped device_data/
     for path in fidelity.bench(fidelity.FidelitySpec(sizes=ns, seeds=seeds), root,
                                _cwd_path(out), progress=lambda msg: click.echo(msg, err=True)):

@@ -170,12 +170,12 @@ def test_pulse_command_as_the_issue_writes_it(tmp_path):
 
 
 @pytest.mark.parametrize("args, problem", [
-    (["jart:noise_free", "--set", "-3"], "positive"),
-    (["jart:noise_free", "--reset", "0"], "positive"),
+    (["jart:noise_free", "--set", "-3"], "'--set': -3 is not in the range x>=1"),
+    (["jart:noise_free", "--reset", "0"], "'--reset': 0 is not in the range x>=1"),
     (["jart:noise_free", "--set", "3", "--from-weight", "0.7"], "outside the weight range"),
     (["jart:nonsense", "--set", "3"], "preset"),
     (["jart:noise_free", "--sequence", "+3,x"], "signed counts"),
-    (["jart:noise_free", "--set", "3", "--devices", "0"], "at least 1"),
+    (["jart:noise_free", "--set", "3", "--devices", "0"], "'--devices': 0 is not in the range"),
     (["hfox", "--set", "3"], "only reset"),
     (["float", "--set", "3"], "no pulses"),
 ])

@@ -95,7 +95,7 @@ def parse_ablation_spec(data: dict, file=None, overrides: dict | None = None) ->
     if base.device.is_float or not base.device.switches:
         raise MemsimError(f"the {base.device.kind} device has no imperfection switches to "
                           "ablate", file, "key 'base'")
-    seeds = sec.number_list("seeds", [0, 1, 2], integer=True)
+    seeds = sec.seed_list("seeds", [0, 1, 2])
     if len(set(seeds)) != len(seeds):
         raise sec.error("seeds", "repeats a seed")
     raw = sec.take("variants", list)
@@ -142,9 +142,7 @@ def parse_ablation_spec(data: dict, file=None, overrides: dict | None = None) ->
                                       check_msg="must be >= 1"),
                         cluster=take_cluster(sec),
                         file=str(file) if file is not None else None)
-    out = sec.take("out", str, None)
-    spec.out = None if out is None else (str(base_dir / out) if base_dir and not
-                                         Path(out).is_absolute() else out)
+    spec.out = sec.out_dir(base_dir)
     sec.done()
     for v in variants:  # every variant's device must build
         spec.device(v)

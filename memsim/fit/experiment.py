@@ -119,7 +119,7 @@ def parse_fit_spec(data: dict, file=None) -> FitSpec:
         sub.done()
     spec.holdout = sec.take("holdout", float, 0.2, check=lambda v: 0 <= v < 1,
                             check_msg="must be in [0, 1)")
-    spec.seed = sec.take("seed", int, 0)
+    spec.seed = sec.seed()
     if sec.has("g_range"):
         rng = sec.number_list("g_range")
         if len(rng) != 2 or not rng[1] > rng[0]:
@@ -132,7 +132,7 @@ def parse_fit_spec(data: dict, file=None) -> FitSpec:
     for e in spec.export:
         if e not in EXPORTS:
             raise sec.error("export", f"must list formats among {', '.join(EXPORTS)}, not {e!r}")
-    spec.out = _maybe(sec.take("out", str, None), base)
+    spec.out = sec.out_dir(base)
     spec.plots = sec.take("plots", bool, True)
     sec.done()
     return spec
@@ -140,10 +140,6 @@ def parse_fit_spec(data: dict, file=None) -> FitSpec:
 
 def default_name(sources: list[str]) -> str:
     return ref_name(sources)
-
-
-def _maybe(path, base):
-    return None if path is None else resolve_ref(path, base)
 
 
 def load_fit_spec(path) -> FitSpec:

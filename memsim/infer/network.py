@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .. import seeds
 from ..errors import MemsimError
-from ..io.datasets import Dataset, cache_dir, load_dataset
+from ..io.datasets import DATASETS, Dataset, cache_dir, load_dataset, subset_check
 from ..io.schema import Section
 from ..io.storage import atomic_write, sha256_json
 
@@ -36,16 +36,17 @@ class NetworkConfig:
 
     @classmethod
     def parse(cls, sec: Section) -> NetworkConfig:
-        cfg = cls(arch=sec.take("arch", str, "lenet", choices=ARCHS),
-                  dataset=sec.take("dataset", str, "mnist", choices=("mnist", "fashion")),
+        arch = sec.take("arch", str, "lenet", choices=ARCHS)
+        dataset = sec.take("dataset", str, "mnist", choices=DATASETS)
+        cfg = cls(arch=arch, dataset=dataset,
                   epochs=sec.take("epochs", int, 3, check=lambda v: v >= 1,
                                   check_msg="must be at least 1"),
                   batch=sec.take("batch", int, 128, check=lambda v: v >= 1,
                                  check_msg="must be at least 1"),
                   lr=sec.take("lr", float, 1e-3, check=lambda v: v > 0,
                               check_msg="must be positive"),
-                  seed=sec.take("seed", int, 0),
-                  subset=sec.take("subset", int, None))
+                  seed=sec.seed(),
+                  subset=sec.take("subset", int, None, **subset_check(dataset)))
         sec.done()
         return cfg
 

@@ -26,10 +26,12 @@ runs or is written.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MemsimError
+from ..io.datasets import subset_check
 from ..io.schema import Section
 from ..states import MODELS, StateLUT, parse_lut
 from .codings import Coding, parse_coding
@@ -118,17 +120,14 @@ def parse_infer_spec(data: dict, file=None) -> InferSpec:
     if len(set(labels)) != len(labels):
         raise sec.error("codings", "two codings with the same options")
     scales = sec.number_list("scales", [0.0, 1.0])
-    if any(s < 0 for s in scales):
-        raise sec.error("scales", "must be non-negative")
+    if not all(math.isfinite(s) and s >= 0 for s in scales):
+        raise sec.error("scales", "must be finite and non-negative")
     seeds = sec.take("seeds", (list, int), [0, 1])
     seeds = list(range(seeds)) if isinstance(seeds, int) else seeds
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):
-        raise sec.error("seeds", "must be a non-empty list of integers")
-    test_subset = sec.take("test_subset", int, None, check=lambda v: v >= 1,
-                           check_msg="must be at least 1")
-    out = sec.take("out", str, None)
-    if out is not None and base_dir is not None and not Path(out).is_absolute():
-        out = str(base_dir / out)
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise sec.error("seeds", "must be a count or a non-empty list of integers >= 0")
+    test_subset = sec.take("test_subset", int, None, **subset_check(network.dataset, 1))
+    out = sec.out_dir(base_dir)
     sec.done()
     return InferSpec(name, network, layers, luts, codings, [float(s) for s in sorted(scales)],
                      seeds, test_subset, out, None if file is None else str(file))

@@ -26,6 +26,14 @@ from ..errors import MemsimError
 from .storage import atomic_write
 
 DATASETS = ("mnist", "fashion")
+SIZES = {"mnist": (60000, 10000), "fashion": (60000, 10000)}  # training, test images
+
+
+def subset_check(dataset: str, part: int = 0) -> dict:
+    """``Section.take`` options refusing a subset outside 1 … the size of the part (0 the
+    training set, 1 the test set) of ``dataset``."""
+    top = SIZES[dataset][part]
+    return {"check": lambda v: 1 <= v <= top, "check_msg": f"must be between 1 and {top}"}
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 

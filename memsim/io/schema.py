@@ -8,6 +8,8 @@ misspelt option never silently falls back to a default.
 from __future__ import annotations
 
 import difflib
+import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,31 @@ from ..errors import MemsimError
 REQUIRED = object()
 
 
+class SpecLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with two changes a spec needs: ``1e-3`` is a number (YAML 1.2
+    reads it so; the 1.1 rules PyYAML follows want ``1.0e-3`` and would make it a string), and
+    a key given twice in one mapping is refused instead of the last one silently winning."""
+
+
+SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def _unique_mapping(loader: SpecLoader, node, deep: bool = False) -> dict:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} is given twice", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep)
+
+
+SpecLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
@@ -26,7 +53,7 @@ def load_yaml(path: str | Path) -> dict:
     if path.is_dir():
         raise MemsimError("is a directory, expected a YAML spec", path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=SpecLoader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else None
@@ -117,6 +144,29 @@ class Section:
             raise self.error(key, "must not be empty")
         return list(items)
 
+    def out_dir(self, base: str | Path | None, key: str = "out") -> str | None:
+        """The output folder under ``key``, relative to ``base`` (the spec's folder) unless
+        absolute; refused at once where no folder can be made there (a file in the way, a
+        folder not writable), not after the run."""
+        value = self.take(key, str, None)
+        if value is None:
+            return None
+        path = Path(value) if base is None or Path(value).is_absolute() else Path(base) / value
+        problem = out_dir_problem(path)
+        if problem:
+            raise self.error(key, problem)
+        return str(path)
+
+    def seed(self, key: str = "seed", default: Any = 0) -> int:
+        """A seed: an integer >= 0 (every stream memsim derives counts up from it)."""
+        return self.take(key, int, default, check=lambda v: v >= 0, check_msg="must be >= 0")
+
+    def seed_list(self, key: str = "seeds", default: Any = REQUIRED) -> list[int]:
+        value = self.number_list(key, default, integer=True)
+        if any(v < 0 for v in value):
+            raise self.error(key, f"must be >= 0, found {min(value)}")
+        return value
+
     def sub(self, key: str, default: Any = REQUIRED) -> Section:
         value = self.take(key, dict, default)
         return Section(value, self.file, self.path(key))
@@ -130,6 +180,20 @@ class Section:
             allowed = ", ".join(sorted(self.taken))
             raise MemsimError(f"unknown key{hint}; allowed here: {allowed}", self.file,
                               f"key {self.path(str(key))!r}")
+
+
+def out_dir_problem(path: str | Path) -> str | None:
+    """Why no output folder can be made at ``path``, or None: the nearest part of it that
+    exists must be a folder this process can write into."""
+    path = Path(path).absolute()
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                return f"{part} is a file, not a folder"
+            if not os.access(part, os.W_OK | os.X_OK):
+                return f"cannot write into the folder {part}"
+            return None
+    return None
 
 
 def deep_merge(raw: dict, over: dict) -> dict:

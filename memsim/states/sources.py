@@ -98,7 +98,7 @@ def synaptogen_lut(sec: Section, base_dir: Path | None) -> StateLUT:
     cycles = sec.take("cycles", int, 100, check=lambda v: v >= 2,
                       check_msg="must be at least 2")
     stops = sec.number_list("reset_stops", [], nonempty=False)
-    seed = sec.take("seed", int, 0)
+    seed = sec.seed()
     set_voltage = sec.take("set_voltage", (int, float), -2.0)
     try:
         import synaptogen  # noqa: F401

@@ -194,8 +194,8 @@ def parse_sweep_spec(data: dict, file=None) -> SweepSpec:
     names = [m.name for m in spec.methods]
     if len(set(names)) != len(names):
         raise sec.error("methods", f"method names must be unique, found {names}")
-    spec.data_seeds = sec.number_list("data_seeds", [0], integer=True)
-    spec.train_seeds = sec.number_list("train_seeds", [0, 1, 2], integer=True)
+    spec.data_seeds = sec.seed_list("data_seeds", [0])
+    spec.train_seeds = sec.seed_list("train_seeds", [0, 1, 2])
     nets = sec.take("networks", list, [{"name": "mlp", "kind": "mlp", "hidden": [100]}])
     if not nets:
         raise sec.error("networks", "must list at least one network")
@@ -219,9 +219,7 @@ def parse_sweep_spec(data: dict, file=None) -> SweepSpec:
     spec.ensemble = sec.take("ensemble", int, 8, check=lambda v: v >= 1, check_msg=">= 1")
     spec.jobs = sec.take("jobs", int, 1, check=lambda v: v >= 1, check_msg="must be >= 1")
     spec.cluster = take_cluster(sec)
-    out = sec.take("out", str, None)
-    spec.out = None if out is None else (str(base / out) if base and not Path(out).is_absolute()
-                                         else out)
+    spec.out = sec.out_dir(base)
     sec.done()
     return spec
 

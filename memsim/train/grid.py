@@ -56,13 +56,13 @@ def parse_grid(data: dict, file=None) -> Grid:
     grid = Grid(sec.take("name", str, Path(file).stem if file else "grid"), file=file)
     common = {"dataset": sec.take("dataset", str, "mnist"),
               "subset": sec.take("subset", int, None),
-              "seeds": sec.number_list("seeds", [0, 1, 2], integer=True),
+              "seeds": sec.seed_list("seeds", [0, 1, 2]),
               "mapping": sec.take("mapping", dict, {})}
-    nets = sec.take("networks", dict)
-    devices = sec.take("devices", dict)
-    algos = sec.take("algorithms", dict)
-    out = sec.take("out", str, None)
-    grid.out = None if out is None else str(base / out) if base else out
+    some = {"check": bool, "check_msg": "must name at least one"}
+    nets = sec.take("networks", dict, **some)
+    devices = sec.take("devices", dict, **some)
+    algos = sec.take("algorithms", dict, **some)
+    grid.out = sec.out_dir(base)
     sec.done()
     for net_name, net in nets.items():
         ns = Section(net, file, f"networks.{net_name}")

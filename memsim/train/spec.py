@@ -34,7 +34,7 @@ from ..devices.base import DeviceKind
 from ..devices.floating import FloatKind
 from ..devices.registry import parse_device
 from ..errors import MemsimError
-from ..io.datasets import DATASETS, Dataset
+from ..io.datasets import DATASETS, Dataset, subset_check
 from ..io.paths import portable
 from ..io.schema import Section, load_yaml
 from .algorithms.registry import ALGORITHMS, parse_algorithm
@@ -87,7 +87,7 @@ def parse_train_spec(data: dict, file=None) -> TrainSpec:
     spec = TrainSpec()
     spec.name = sec.take("name", str, Path(file).stem if file else "train")
     spec.dataset = sec.take("dataset", str, "mnist", choices=DATASETS)
-    spec.subset = sec.take("subset", int, None, check=lambda v: v >= 1, check_msg="must be >= 1")
+    spec.subset = sec.take("subset", int, None, **subset_check(spec.dataset))
     net = sec.sub("network", {})
     kind = net.take("kind", str, "mlp", choices=NETWORK_KINDS)
     hidden = net.number_list("hidden", {"mlp": [100], "bnn": [500]}.get(kind, [128]),
@@ -127,13 +127,11 @@ def parse_train_spec(data: dict, file=None) -> TrainSpec:
         raise tr.error("algorithm", f"{spec.training.algorithm['kind']} updates from "
                                     "per-example outer products: linear layers only")
     if sec.has("seeds"):
-        spec.seeds = sec.number_list("seeds", integer=True)
+        spec.seeds = sec.seed_list()
         sec.take("seed", int, None)
     else:
-        spec.seeds = [sec.take("seed", int, 0)]
-    out = sec.take("out", str, None)
-    spec.out = None if out is None else (str(base / out) if base and not Path(out).is_absolute()
-                                         else out)
+        spec.seeds = [sec.seed()]
+    spec.out = sec.out_dir(base)
     sec.done()
     return spec
 

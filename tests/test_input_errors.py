@@ -1,0 +1,108 @@
+"""Bad input across commands: one line naming the place, exit code 2, before any work and
+with nothing written."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from conftest import ROOT, run_cli
+
+from memsim.errors import MemsimError
+from memsim.io.schema import Section, load_yaml, out_dir_problem
+
+SPECS = ROOT / "experiments"
+
+
+def _spec(tmp_path, text: str, name: str = "spec.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_yaml_reads_exponent_numbers_and_refuses_repeated_keys(tmp_path):
+    doc = load_yaml(_spec(tmp_path, "lr: 1e-3\ng: -2.5E+4\nname: 1e3x\nn: 12\n"))
+    assert doc == {"lr": 1e-3, "g": -2.5e4, "name": "1e3x", "n": 12}
+    with pytest.raises(MemsimError, match=r"line 3.*'method' is given twice"):
+        load_yaml(_spec(tmp_path, "method: binning\nn: 3\nmethod: smooth\n"))
+    with pytest.raises(MemsimError, match="'bins' is given twice"):
+        load_yaml(_spec(tmp_path, "binning:\n  bins: 3\n  bins: 4\n"))
+    # the results memsim writes still read back with the standard loader
+    assert yaml.safe_load("lr: 0.001\n") == {"lr": 0.001}
+
+
+def test_out_folder_blocked_by_a_file_is_refused(tmp_path):
+    blocker = tmp_path / "results"
+    blocker.write_text("not a folder")
+    assert "is a file" in out_dir_problem(blocker)
+    assert "is a file" in out_dir_problem(blocker / "run" / "deeper")
+    assert out_dir_problem(tmp_path / "new" / "run") is None
+    sec = Section({"out": "results/run"}, tmp_path / "spec.yaml")
+    with pytest.raises(MemsimError, match="key 'out'.*is a file, not a folder"):
+        sec.out_dir(tmp_path)
+    assert Section({"out": "fresh"}, None).out_dir(tmp_path) == str(tmp_path / "fresh")
+
+
+@pytest.mark.parametrize("value, ok", [([0, 3], True), ([2, -1], False)])
+def test_seeds_must_not_be_negative(value, ok):
+    sec = Section({"seeds": value, "seed": value[-1]}, "s.yaml")
+    if ok:
+        assert sec.seed_list() == value and sec.seed() == value[-1]
+        return
+    with pytest.raises(MemsimError, match="key 'seeds': must be >= 0"):
+        sec.seed_list()
+    with pytest.raises(MemsimError, match="key 'seed': must be >= 0"):
+        sec.seed()
+
+
+def test_train_refuses_an_output_under_a_file_before_training(runner, tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    res = run_cli(runner, ["train", SPECS / "mlp_float.yaml", "--out", blocker / "sub"])
+    assert res.exit_code == 2 and "option --out" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    doc = {**load_yaml(SPECS / "mlp_float.yaml"), "out": "blocker/run"}
+    spec = _spec(tmp_path, yaml.safe_dump(doc))
+    res = run_cli(runner, ["train", spec])
+    assert res.exit_code == 2 and "key 'out'" in res.stderr and "is a file" in res.stderr
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["train", SPECS / "mlp_float.yaml", "--epochs", "0"], "--epochs"),
+    (["train", SPECS / "mlp_float.yaml", "--seed", "-1"], "--seed"),
+    (["ablate", SPECS / "ablate_hfox.yaml", "--jobs", "0"], "--jobs"),
+    (["bias-sweep", SPECS / "bias_synthetic.yaml", "--ensemble", "0"], "--ensemble"),
+    (["pulse", "jart:noise_free", "--devices", "0"], "--devices"),
+])
+def test_counts_on_the_command_line_are_refused_by_their_flag(runner, args, flag):
+    res = run_cli(runner, args)
+    assert res.exit_code == 2 and flag in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_sizes_beyond_memory_are_refused_before_allocating(runner, tmp_path):
+    res = run_cli(runner, ["pulse", "jart:noise_free", "--set", "99999999999",
+                           "--out", tmp_path / "p"])
+    assert res.exit_code == 2 and "at most 10,000,000 pulses" in res.stderr
+    res = run_cli(runner, ["generate", "xbtorch_target", "--n", "9999999999",
+                           "--out", tmp_path / "g.csv"])
+    assert res.exit_code == 2 and "--n: at most" in res.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_infer_refuses_non_finite_scales_and_a_test_subset_beyond_the_test_set(tmp_path):
+    from memsim.infer.spec import parse_infer_spec
+
+    raw = load_yaml(SPECS / "infer_lenet_levy.yaml")
+    for key, value, problem in (("scales", [0, float("nan")], "finite"),
+                                ("scales", [0, float("inf")], "finite"),
+                                ("test_subset", 10001, "between 1 and 10000")):
+        with pytest.raises(MemsimError, match=f"key '{key}'.*{problem}"):
+            parse_infer_spec({**raw, key: value}, SPECS / "infer_lenet_levy.yaml")
+
+
+def test_grid_refuses_an_empty_axis():
+    from memsim.train.grid import parse_grid
+
+    raw = load_yaml(SPECS / "attribution.yaml")
+    with pytest.raises(MemsimError, match="key 'devices': must name at least one"):
+        parse_grid({**raw, "devices": {}}, SPECS / "attribution.yaml")
