@@ -106,3 +106,34 @@ def test_grid_refuses_an_empty_axis():
     raw = load_yaml(SPECS / "attribution.yaml")
     with pytest.raises(MemsimError, match="key 'devices': must name at least one"):
         parse_grid({**raw, "devices": {}}, SPECS / "attribution.yaml")
+
+
+def test_grid_errors_name_the_grid_key_that_set_the_value():
+    from memsim.train.grid import parse_grid
+
+    raw = load_yaml(SPECS / "attribution.yaml")
+    algo = next(iter(raw["algorithms"]))
+    bad = {**raw, "algorithms": {algo: {"kind": "mixed_precision", "verfy": True}}}
+    with pytest.raises(MemsimError, match=f"key 'algorithms.{algo}.verfy': unknown key"):
+        parse_grid(bad, SPECS / "attribution.yaml")
+    with pytest.raises(MemsimError, match="key 'devices.odd'.*unknown synthetic preset"):
+        parse_grid({**raw, "devices": {"odd": "preset:nosuch"}}, SPECS / "attribution.yaml")
+
+
+def test_ablation_overrides_are_blamed_on_the_ablation(tmp_path):
+    from memsim.ablate import parse_ablation_spec
+
+    raw = load_yaml(SPECS / "ablate_hfox.yaml")
+    spec = tmp_path / "ab.yaml"
+    raw = {**raw, "base": str(SPECS / raw["base"]), "overrides": {"training": {"lr": -1}}}
+    with pytest.raises(MemsimError, match=r"ab\.yaml: key 'overrides\.training\.lr'"):
+        parse_ablation_spec(raw, spec)
+
+
+def test_a_tidy_table_read_as_ramps_says_so(tmp_path):
+    from memsim.io.data import load_device_data
+
+    csv = tmp_path / "d.csv"
+    csv.write_text("polarity, g, dg\nset,1e-5,1e-7\nreset,2e-5,-1e-7\n")
+    with pytest.raises(MemsimError, match="a tidy table .*format tidy or auto"):
+        load_device_data([csv], fmt="ramps")

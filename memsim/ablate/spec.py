@@ -74,6 +74,17 @@ class AblationSpec:
                        device=self.device(variant), seeds=list(seeds), out=None)
 
 
+def _blame_overrides(err: MemsimError, over: dict, file) -> MemsimError:
+    """An error in the base spec at a key this ablation's ``overrides`` set, placed there."""
+    key = err.key()[0] if err.key() else ""
+    node, parts = over, key.split(".") if key else []
+    for part in parts:
+        if not isinstance(node, dict) or part not in node:
+            return err
+        node = node[part]
+    return err.moved(f"overrides.{key}", file) if parts else err
+
+
 def parse_ablation_spec(data: dict, file=None, overrides: dict | None = None) -> AblationSpec:
     """Everything is checked here, before any training: the base spec, each variant's name
     (unique, not a reserved one) and switches (known to the base device's kind, on or off)."""
@@ -88,10 +99,13 @@ def parse_ablation_spec(data: dict, file=None, overrides: dict | None = None) ->
         base_doc, base_where = load_yaml(base_file), base_file
     else:
         base_doc, base_where = base_value, None if file is None else Path(file).absolute()
-    base_doc = deep_merge(base_doc, sec.take("overrides", dict, {}))
-    base_doc = deep_merge(base_doc, overrides or {})
+    spec_overrides = sec.take("overrides", dict, {})
+    base_doc = deep_merge(deep_merge(base_doc, spec_overrides), overrides or {})
     base_doc.pop("out", None)  # the ablation writes its own outputs
-    base = parse_train_spec(base_doc, base_where)
+    try:
+        base = parse_train_spec(base_doc, base_where)
+    except MemsimError as err:
+        raise _blame_overrides(err, spec_overrides, file) from None
     if base.device.is_float or not base.device.switches:
         raise MemsimError(f"the {base.device.kind} device has no imperfection switches to "
                           "ablate", file, "key 'base'")

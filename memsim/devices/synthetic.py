@@ -9,8 +9,8 @@ from typing import ClassVar
 
 import torch
 
-from ..models.resolve import load_model, resolve_ref
-from ..models.synthetic import SyntheticDevice
+from ..models.resolve import is_preset, load_model, resolve_ref
+from ..models.synthetic import SyntheticDevice, preset_names
 from ..seeds import seed_for
 from .base import ModelBackedKind, nonnegative
 from .population import BOUNDS, Population
@@ -79,7 +79,11 @@ class SyntheticKind(ModelBackedKind):
 
     @classmethod
     def from_spec(cls, sec, base) -> SyntheticKind:
-        return cls(preset=resolve_ref(sec.take("preset", str), base),
+        preset = resolve_ref(sec.take("preset", str), base)
+        if not (is_preset(preset) or Path(preset).exists()):
+            raise sec.error("preset", f"no synthetic preset or device file {preset!r} "
+                                      f"(presets: {', '.join(preset_names())})")
+        return cls(preset=preset,
                    d2d=sec.take("d2d", float, 0.0, **nonnegative),
                    bounds=sec.take("bounds", str, "clip", choices=BOUNDS),
                    noise=sec.take("noise", bool, True))

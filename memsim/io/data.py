@@ -311,6 +311,9 @@ def _parse_traces(path, header, body, line0, unit, read_voltage, polarity) -> Pu
             col = _numeric(body, j, names[j], path, line0, allow_empty=True)
         except MemsimError as err:
             if body.iloc[:, j].str.lower().isin(POLARITIES).any():
+                if set(TIDY_COLUMNS) <= {str(n).strip().lower() for n in names}:
+                    raise MemsimError("a tidy table (polarity,g,dg), not traces: read it with "
+                                      "format tidy or auto", path, "header") from None
                 raise MemsimError("looks like a tidy table, but the header lacks "
                                   f"{','.join(TIDY_COLUMNS)} (found {', '.join(names)})",
                                   path, "header") from None

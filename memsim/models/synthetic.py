@@ -31,6 +31,7 @@ import torch
 from scipy import special
 
 from .. import units
+from ..errors import MemsimError
 from ..io.schema import REQUIRED, Section, load_yaml
 from .base import DeviceModel
 
@@ -181,6 +182,9 @@ def load_synthetic(name_or_path: str | Path) -> SyntheticDevice:
     text = str(name_or_path)
     if text.startswith("preset:"):
         text = text[len("preset:"):]
+        if text not in preset_names():
+            raise MemsimError(f"unknown synthetic preset {text!r}; presets: "
+                              f"{', '.join(preset_names())}")
     if text in preset_names():
         path = PRESET_DIR / f"{text}.yaml"
         return synthetic_from_spec(load_yaml(path), path, text)

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import MemsimError
 from ..io.schema import Section, deep_merge, load_yaml
 from ..io.storage import save_figure, write_csv, write_text
 from ..io.tables import markdown
@@ -69,14 +70,32 @@ def parse_grid(data: dict, file=None) -> Grid:
         network, training = ns.take("network", dict), ns.take("training", dict, {})
         ns.done()
         for dev_name, dev in devices.items():
-            is_float = parse_train_spec({"device": dev}, file).device.is_float
+            try:
+                is_float = parse_train_spec({"device": dev}, file).device.is_float
+            except MemsimError as err:
+                raise _in_grid(err, net_name, dev_name, "") from None
             for algo_name, algo in ({"-": "sgd"} if is_float else algos).items():
                 doc = {**common, "name": f"{net_name}/{dev_name}/{algo_name}",
                        "network": network, "device": dev,
                        "training": {**training, "algorithm": algo}}
-                parse_train_spec(doc, file)  # refuse a bad cell now, with its place
+                try:  # refuse a bad cell now, at its place in the grid
+                    parse_train_spec(doc, file)
+                except MemsimError as err:
+                    raise _in_grid(err, net_name, dev_name, algo_name) from None
                 grid.cells.append((net_name, dev_name, algo_name, doc))
     return grid
+
+
+def _in_grid(err: MemsimError, net: str, dev: str, algo: str) -> MemsimError:
+    """An error of a cell's train spec, placed at the key of the grid that set it."""
+    key = err.key()[0] if err.key() else ""
+    for prefix, place in (("training.algorithm", f"algorithms.{algo}"),
+                          ("device", f"devices.{dev}"),
+                          ("training", f"networks.{net}.training"),
+                          ("network", f"networks.{net}.network")):
+        if key == prefix or key.startswith(prefix + "."):
+            return err.moved(place + key[len(prefix):])
+    return err
 
 
 def load_grid(path) -> Grid:

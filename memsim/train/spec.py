@@ -131,6 +131,7 @@ def parse_train_spec(data: dict, file=None) -> TrainSpec:
         sec.take("seed", int, None)
     else:
         spec.seeds = [sec.seed()]
+        sec.taken.add("seeds")  # named among the allowed keys of an error
     spec.out = sec.out_dir(base)
     sec.done()
     return spec
