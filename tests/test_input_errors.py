@@ -137,3 +137,23 @@ def test_a_tidy_table_read_as_ramps_says_so(tmp_path):
     csv.write_text("polarity, g, dg\nset,1e-5,1e-7\nreset,2e-5,-1e-7\n")
     with pytest.raises(MemsimError, match="a tidy table .*format tidy or auto"):
         load_device_data([csv], fmt="ramps")
+
+
+def test_a_spec_that_is_no_device_is_named_as_such(runner, tmp_path):
+    res = run_cli(runner, ["pulse", SPECS / "fit_synthetic_binning.yaml", "--set", "3",
+                           "--out", tmp_path / "p"])
+    assert res.exit_code == 2 and "not a device YAML" in res.stderr
+    broken = _spec(tmp_path, "g_min: 1.0e-6\ng_max: 2.0e-6\nset: {}\nreset: {}\n")
+    res = run_cli(runner, ["pulse", broken, "--set", "3", "--out", tmp_path / "p"])
+    assert res.exit_code == 2 and "key 'set.mean': is required" in res.stderr
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("unit, warned", [("S", False), ("nS", True)])
+def test_fit_warns_of_conductances_no_memory_shows(runner, tmp_path, unit, warned):
+    ramps = ROOT / "device_data" / "crosssim_ramps"
+    res = run_cli(runner, ["fit", ramps / "set.csv", ramps / "reset.csv", "--unit", unit,
+                           "--method", "binning", "--bins", "8", "--no-plots",
+                           "--out", tmp_path / "f"])
+    assert res.exit_code == 0
+    assert ("is the unit of the data (--unit) right?" in res.stderr) == warned

@@ -60,10 +60,15 @@ def parse_device(value, file=None, where: str = "device", base: Path | None = No
             doc = load_yaml(ref)
             if isinstance(doc, dict) and doc.get("kind") in KINDS:  # a device-kind YAML
                 return parse_device(doc, ref, "device", Path(ref).parent)
+            if "g_min" not in doc:  # nor a synthetic device: another kind of spec
+                raise MemsimError(f"not a device YAML (it needs kind: one of "
+                                  f"{', '.join(KINDS)}, or a synthetic device's g_min, g_max, "
+                                  "set and reset)", file, f"key {where!r}: {value}")
         try:
             model = load_model(ref)
         except MemsimError as err:
-            raise MemsimError(err.problem, file, f"key {where!r}: {err.file or value}") \
+            inner = f": {err.where}" if err.where else ""
+            raise MemsimError(err.problem, file, f"key {where!r}: {err.file or value}{inner}") \
                 from None
         return device_for_model(model, ref)
     sec = Section(value, file, where)

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .. import seeds
+from .. import seeds, units
 from ..errors import MemsimError
 from ..io.data import FORMATS as INPUT_FORMATS
 from ..io.data import POLARITIES, PulseData, load_device_data
@@ -243,9 +243,18 @@ def run_fit(spec: FitSpec) -> FitResult:
     return FitResult(spec, table, train, held, truth, pd.DataFrame(rows), records, data)
 
 
+PLAUSIBLE_G = (1e-11, 1.0)  # siemens: 100 GOhm to 1 Ohm, wider than any ReRAM cell
+
+
 def warnings_for(result: FitResult) -> list[str]:
     """Things a device engineer should know before trusting the table."""
     out = []
+    table = result.table
+    if table.unit == units.SIEMENS and not (PLAUSIBLE_G[0] <= table.g_max and
+                                            table.g_min <= PLAUSIBLE_G[1]):
+        out.append(f"conductances {table.g_min:.3g}–{table.g_max:.3g} S lie outside anything a "
+                   f"resistive memory shows ({PLAUSIBLE_G[0]:g}–{PLAUSIBLE_G[1]:g} S): is the "
+                   "unit of the data (--unit) right?")
     frame = result.metrics
     if "read_noise_frac" in frame:
         for _, row in frame.dropna(subset=["read_noise_frac"]).iterrows():
