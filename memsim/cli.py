@@ -349,6 +349,8 @@ def infer_cmd(spec_file, seeds, scales, test_subset, compute, out, no_plots):
         except ValueError:
             raise MemsimError(f"--scales must be numbers separated by commas, not {scales!r}") \
                 from None
+        if not all(0 <= v < float("inf") for v in scale_list):  # NaN fails too
+            raise MemsimError(f"--scales must be finite and non-negative, not {scales!r}")
     raw = merge_flags(load_yaml(spec_file), {
         "seeds": list(range(seeds)) if seeds else None, "scales": scale_list,
         "test_subset": test_subset})

@@ -72,6 +72,8 @@ def test_train_refuses_an_output_under_a_file_before_training(runner, tmp_path):
     (["ablate", SPECS / "ablate_hfox.yaml", "--jobs", "0"], "--jobs"),
     (["bias-sweep", SPECS / "bias_synthetic.yaml", "--ensemble", "0"], "--ensemble"),
     (["pulse", "jart:noise_free", "--devices", "0"], "--devices"),
+    (["infer", SPECS / "infer_lenet_levy.yaml", "--scales", "0,nan"], "--scales"),
+    (["infer", SPECS / "infer_lenet_levy.yaml", "--scales", "0,-1"], "--scales"),
 ])
 def test_counts_on_the_command_line_are_refused_by_their_flag(runner, args, flag):
     res = run_cli(runner, args)
