@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import platform
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -49,10 +50,16 @@ def _pulse_rates(pop, pulses: int, device: str, max_count: int, warmup: int,
     return pop.numel * pulses / dt, dt, applied / (time.perf_counter() - t1)
 
 
+def shipped(ref: str) -> str:
+    """A data path as given if it exists here, else the one shipped with memsim: a benchmark
+    runs from any folder."""
+    return ref if Path(ref).exists() else str(Path(__file__).resolve().parents[1] / ref)
+
+
 def bench_sampling(model_ref: str = "device_data/xbtorch_tiox/optuna_exp_1.5V",
                    devices: int = 1_000_000, pulses: int = 50, device: str = "cpu") -> dict:
     """Jump-table pulses per second: ``devices`` float32 devices, SET then RESET pulses."""
-    model = load_model(model_ref)
+    model = load_model(shipped(model_ref))
     pop = population_for(model, devices, device=device, seed=0)
     pop.program((model.g_min + model.g_max) / 2)
     pop.apply(torch.ones(devices, dtype=torch.int64, device=device))  # apply's buffers too
@@ -158,7 +165,7 @@ def bench_training(table: str = "device_data/xbtorch_tiox/optuna_exp_1.5V", repe
             "training": {"epochs": 1, "batch": 64, "lr": 0.1}}
     specs = {"float": parse_train_spec({**base, "device": "float", "name": "float"})}
     for name, algo in algorithms.items():
-        specs[name] = parse_train_spec({**base, "device": {"kind": "table", "path": table},
+        specs[name] = parse_train_spec({**base, "device": {"kind": "table", "path": shipped(table)},
                                         "name": name, "mapping": {"kind": "pair"},
                                         "training": {**base["training"], "algorithm": algo}})
     data = prepare(specs["float"], device)
@@ -193,7 +200,7 @@ def bench_ensemble(table: str = "device_data/xbtorch_tiox/optuna_exp_1.5V", memb
     from .train.trainer import Trainer, prepare
 
     base = {"network": {"kind": "mlp", "hidden": [100]}, "subset": subset,
-            "device": {"kind": "table", "path": table},
+            "device": {"kind": "table", "path": shipped(table)},
             "training": {"epochs": 1, "batch": 64, "lr": 0.1}}
     batched = parse_train_spec({**base, "seeds": list(range(members))})
     data = prepare(batched, device)
@@ -247,7 +254,6 @@ def bench_cluster(workers: int = 2, spec: dict | None = None,
     Then the wall time expected on W workers from the measured task times (fits, then
     batches, each stage scheduled longest first), and the tasks the full-scale sweeps hold."""
     import tempfile
-    from pathlib import Path
 
     from .sweep import load_sweep_spec, parse_sweep_spec, run_sweep
     from .sweep.executors import executor_for

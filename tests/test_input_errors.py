@@ -159,3 +159,15 @@ def test_fit_warns_of_conductances_no_memory_shows(runner, tmp_path, unit, warne
                            "--out", tmp_path / "f"])
     assert res.exit_code == 0
     assert ("is the unit of the data (--unit) right?" in res.stderr) == warned
+
+
+def test_benchmarks_find_the_shipped_data_from_any_folder(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from memsim.bench import shipped
+
+    monkeypatch.chdir(tmp_path)
+    ref = "device_data/xbtorch_tiox/optuna_exp_1.5V_set_cdf.txt"
+    assert Path(shipped(ref)).is_file()
+    (tmp_path / "mine.txt").write_text("")
+    assert shipped("mine.txt") == "mine.txt"  # the user's own file, as given
