@@ -82,6 +82,47 @@ def bench_jart(devices: int = 1_000_000, pulses: int = 4, preset: str = "noise_f
             "apply_device_pulses_per_s": apply_rate}
 
 
+def bench_jart_sparse(devices: int = 235_146, per_round: int = 2000, rounds: int = 200,
+                      device: str = "cpu") -> dict:
+    """The pulse-train rule's pattern on the noise-free JART device: ``rounds`` pulses of a few
+    devices each (a random ``per_round`` of the study's 235,146 weights, SET and RESET in
+    turn), simulated, and looked up in the state table: first with the table empty (each
+    round fills the blocks it visits), then the same rounds again from the same start (every
+    state already in the table)."""
+    from .devices.jart import JartKind, forget_state_tables
+
+    gen = torch.Generator().manual_seed(0)
+    picks = [torch.randperm(devices, generator=gen)[:per_round].to(device)
+             for _ in range(rounds)]
+    start = torch.rand(devices, generator=gen, dtype=torch.float64) * 2 - 1
+
+    def run(tabulate: bool) -> tuple[float, torch.Tensor]:
+        kind = JartKind.from_preset("noise_free")
+        kind.tabulate = tabulate
+        pop = kind.population(devices, device=device)
+        pop.program(pop.g_min + (start.to(device) + 1) / 2 * (pop.g_max - pop.g_min))
+        _sync(device)
+        t0 = time.perf_counter()
+        for r, idx in enumerate(picks):
+            pop._pulse(idx, r % 2 == 0)
+        _sync(device)
+        return time.perf_counter() - t0, pop.n
+
+    forget_state_tables()
+    simulated, n_sim = run(False)
+    cold, _ = run(True)
+    warm, n_tab = run(True)
+    ulps = (n_sim.view(torch.int32) - n_tab.view(torch.int32)).abs().max()
+    pulses = rounds * per_round
+    return {"benchmark": "jart_sparse", "device": device, "devices": devices,
+            "per_round": per_round, "rounds": rounds,
+            "simulated_device_pulses_per_s": pulses / simulated,
+            "tabulated_cold_device_pulses_per_s": pulses / cold,
+            "tabulated_warm_device_pulses_per_s": pulses / warm,
+            "warm_over_simulated": simulated / warm, "cold_over_simulated": simulated / cold,
+            "max_ulps_from_simulated": int(ulps)}
+
+
 def bench_infer(weights: int = 1 << 20, draws: int = 4, fmt: str = "float32",
                 device: str = "cpu") -> dict:
     """Coded-weight reads per second (weights × bits × draws): float_bits on the measured

@@ -10,6 +10,7 @@ import functools
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -177,6 +178,19 @@ def fit_cmd(sources, method, bins, edges, stat, trials, folds, storage, n_points
     click.echo(f"wrote {len(written)} files to {_shown(out_dir)}")
 
 
+def _epoch_lines(epochs: int):
+    """A line per epoch on stderr where no progress bar can show (a log file, a batch job)."""
+    if sys.stderr.isatty():
+        return None
+    start = time.perf_counter()
+
+    def log(epoch, acc, loss):
+        click.echo(f"epoch {epoch}/{epochs}: test accuracy "
+                   f"{', '.join(f'{100 * a:.2f}' for a in acc)} % "
+                   f"({time.perf_counter() - start:.0f} s)", err=True)
+    return log
+
+
 @main.command("train")
 @click.argument("spec_file", type=click.Path(dir_okay=False))
 @click.option("--compute", "--device", "compute", default="auto", show_default=True,
@@ -204,7 +218,8 @@ def train_cmd(spec_file, compute, seed, epochs, subset, out, no_progress):
     if out is not None:
         spec.out = out
     out_dir = spec.out or f"results/train/{spec.name}"
-    result = trainer.train(spec, compute, progress=not no_progress, file=spec_file)
+    result = trainer.train(spec, compute, progress=not no_progress, file=spec_file,
+                           log=None if no_progress else _epoch_lines(spec.training.epochs))
     trainer.write_train_outputs(result, out_dir)
     summary = result.summary()
     cols = ["name", "device", "algorithm", "seed", "final_test_acc", "last_k_test_acc",
@@ -490,7 +505,8 @@ def generate_cmd(model, n_points, seed, unit, out):
 @handle_errors
 def bench_cmd(which, device, out, seeds, sizes):
     """Run benchmarks: sampling, optuna, training, ensemble (default: these four), jart,
-    jart_mixed (JART device-pulses per second, noise-free and realistic mixed), infer (coded
+    jart_mixed (JART device-pulses per second, noise-free and realistic mixed), jart_sparse
+    (pulses a few devices at a time, simulated and from the state table), infer (coded
     weight reads per second), cluster (a reduced bias sweep: the local executor against a
     Dask LocalCluster of 2 workers, and the expected scaling with workers), or fidelity
     (fit methods against measured LUTs, written to a folder)."""
@@ -514,6 +530,7 @@ def bench_cmd(which, device, out, seeds, sizes):
             "ensemble": lambda: bench.bench_ensemble(device=device),
             "jart": lambda: bench.bench_jart(device=device),
             "jart_mixed": lambda: bench.bench_jart(preset="realistic_mixed", device=device),
+            "jart_sparse": lambda: bench.bench_jart_sparse(device=device),
             "infer": lambda: bench.bench_infer(device=device),
             "cluster": lambda: bench.bench_cluster()}
     unknown = [n for n in names if n not in runs]

@@ -18,32 +18,85 @@ REPO = Path(__file__).resolve().parents[1]
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
 
 
-def nominal(n=1, device="cpu", clip_n=True):
-    return JartPopulation(n, {}, {}, clip_n, device=device)
+def nominal(n=1, device="cpu", clip_n=True, tabulate=False):
+    return JartPopulation(n, {}, {}, clip_n, device=device, tabulate=tabulate)
 
 
+@pytest.mark.parametrize("tabulate", [False, True], ids=["simulated", "tabulated"])
 @pytest.mark.parametrize("device", DEVICES)
-def test_nominal_device_matches_the_reference_figures(device):
+def test_nominal_device_matches_the_reference_figures(device, tabulate, monkeypatch):
     """The literature note's figures of the reference implementation (nominal device, +-0.6
-    mapping), within 1 % relative."""
+    mapping), within 1 % relative, simulated and looked up in the state table (its blocks
+    made small here: 1000 pulses visit 1000 blocks)."""
+    monkeypatch.setattr(jart.StateTable, "BLOCK", 64)
+    monkeypatch.setattr(jart, "_STATE_TABLES", {})
     assert float(jart.n_of_weight(0.0)) == pytest.approx(0.3421, rel=1e-3)
     for is_set, dw in ((True, 9.35e-3), (False, -1.51e-2)):
-        pop = nominal(device=device)
+        pop = nominal(device=device, tabulate=tabulate)
         w0 = float(pop.weights())
         pop._pulse(None, is_set)
         assert float(pop.weights()) - w0 == pytest.approx(dw, rel=0.01)
-    pop = nominal(device=device)
+    pop = nominal(device=device, tabulate=tabulate)
     pop.pulse_all("set", 1000)
     assert float(pop.n) == pytest.approx(1.472, rel=0.01)
     assert float(pop.weights()) == pytest.approx(0.531, rel=0.01)
     # the step shrinks steeply towards the bounds: about +1.1e-4 at w = -0.5
-    pop = nominal(device=device)
+    pop = nominal(device=device, tabulate=tabulate)
     pop.program(torch.tensor([(jart.I_MIN + (jart.I_MAX - jart.I_MIN) * 0.1 / 1.2)
                               / jart.V_READ]))
     w0 = float(pop.weights())
     assert w0 == pytest.approx(-0.5, abs=1e-6)
     pop._pulse(None, True)
     assert float(pop.weights()) - w0 == pytest.approx(1.1e-4, rel=0.05)
+
+
+@pytest.mark.parametrize("clip_n", [True, False])
+def test_state_table_is_the_simulation_whatever_the_order_of_visits(clip_n):
+    """Every entry of a fresh table equals the pulse simulated on whole blocks of states, in
+    whichever order blocks are first visited; a table-driven device follows the simulated one
+    to within one float32 step (the last bit where vectorized and scalar math may differ)."""
+    gen = torch.Generator().manual_seed(7)
+    for is_set in (True, False):
+        tables = [jart.StateTable(is_set, clip_n, "cpu") for _ in range(2)]
+        size = tables[0].table.numel()
+        blocks = torch.randint(0, size // jart.StateTable.BLOCK, (3,), generator=gen)
+        states = blocks[:, None] * jart.StateTable.BLOCK \
+            + torch.randint(0, jart.StateTable.BLOCK, (3, 50), generator=gen)
+        k = states.reshape(-1).to(torch.int32)
+        n = (k + tables[0].base).view(torch.float32)
+        looked = tables[0](n)
+        for b in reversed(range(3)):  # the other table visits the blocks one by one, reversed
+            tables[1](n[50 * b:50 * (b + 1)])
+        assert torch.equal(tables[1](n), looked)
+        bulk = nominal(3 * jart.StateTable.BLOCK, clip_n=clip_n)
+        bulk.n = ((blocks[:, None] * jart.StateTable.BLOCK
+                   + torch.arange(jart.StateTable.BLOCK)).reshape(-1).to(torch.int32)
+                  + tables[0].base).view(torch.float32)
+        bulk._pulse_one(None, is_set)
+        assert torch.equal(bulk.n[states.reshape(-1) - (blocks.repeat_interleave(50)
+                           * jart.StateTable.BLOCK) + torch.arange(3).repeat_interleave(50)
+                           * jart.StateTable.BLOCK], looked)
+        alone = nominal(len(n), clip_n=clip_n)
+        alone.n = n.clone()
+        alone._pulse_one(None, is_set)
+        assert (alone.n.view(torch.int32) - looked.view(torch.int32)).abs().max() <= 1
+        assert (looked != n).any()  # the pulses moved the states
+
+
+def test_tabulate_is_refused_on_a_noisy_device_and_written_only_when_on():
+    with pytest.raises(MemsimError, match="tabulate.*noise-free"):
+        JartKind.from_spec(Section({"preset": "d2d_realistic", "tabulate": True}, None,
+                                   "device"), None)
+    with pytest.raises(MemsimError, match="noise-free"):
+        JartPopulation(4, {"rdisc": {"sigma": 0.1, "bounds": None}}, {}, tabulate=True)
+    on = JartKind.from_spec(Section({"tabulate": True}, None, "device"), None)
+    assert on.resolved()["tabulate"] is True
+    assert "tabulate" not in JartKind.from_preset("noise_free").resolved()
+    pop = on.population(5)
+    pop.pulse_all("reset", 3)
+    ref = JartKind.from_preset("noise_free").population(5)
+    ref.pulse_all("reset", 3)
+    assert torch.allclose(pop.weights(), ref.weights(), rtol=1e-6)
 
 
 def test_devices_advance_together_exactly_as_alone():
@@ -326,3 +379,12 @@ def test_results_readme_costs_each_noise_against_the_noise_free_runs_by_seed(tmp
     text = "\n".join(_jart_noise_cost(tmp_path))
     assert "the two r_disc terms alone, nothing else, cost +0.97 [" in text
     assert "not isolated here" not in text
+
+
+def test_sparse_benchmark_compares_the_table_with_the_simulation():
+    from memsim import bench
+
+    r = bench.bench_jart_sparse(devices=3000, per_round=20, rounds=6)
+    assert r["max_ulps_from_simulated"] <= 1  # the same device, looked up
+    for key in ("simulated", "tabulated_cold", "tabulated_warm"):
+        assert r[f"{key}_device_pulses_per_s"] > 0

@@ -110,6 +110,20 @@ def test_train_cli_writes_outputs(runner, tmp_path):
     for name in ("history.csv", "summary.csv", "spec.yaml", "accuracy.png"):
         assert (out / name).exists()
     assert "table:optuna_exp_1.5V" in result.output
+    assert "epoch 1/1" not in result.output  # --no-progress is quiet
+
+
+def test_train_cli_logs_each_epoch_where_no_bar_can_show(runner, tmp_path):
+    """Run into a log file (stderr not a terminal), a long training says how far it is."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"name: t\nnetwork: {{hidden: [16]}}\ndevice: {{kind: table, path: {TIOX}}}\n"
+                    "seeds: [0, 1]\ntraining: {epochs: 2}\n")
+    result = run_cli(runner, ["train", spec, "--subset", "500", "--out", tmp_path / "o",
+                              "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.startswith("epoch ")]
+    assert [ln.split(":")[0] for ln in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert lines[-1].count("%") == 1 and lines[-1].count(",") == 1  # one figure per seed
 
 
 @pytest.mark.parametrize("body, expected", [

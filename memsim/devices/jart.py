@@ -234,8 +234,11 @@ class JartPopulation(Population):
     clips = True
 
     def __init__(self, shape, d2d: dict, c2c: dict, clip_n: bool = True, device="cpu",
-                 seed: int = 0, dtype=torch.float32):
+                 seed: int = 0, dtype=torch.float32, tabulate: bool = False):
         super().__init__(shape, device, seed, dtype)
+        if tabulate and (d2d or c2c):
+            raise MemsimError("jart: tabulate needs a noise-free device (no d2d, no c2c)")
+        self.tabulate, self.clip_n = tabulate, clip_n
         n = self.numel
         kw = {"dtype": torch.float64, "device": self.device}
         gen = torch.Generator().manual_seed(seed_for(seed, "variation"))
@@ -319,6 +322,9 @@ class JartPopulation(Population):
                 self._pulse_one(part, polarity)
 
     def _pulse_one(self, idx, is_set: bool) -> None:
+        if self.tabulate:
+            self._look_up(idx, is_set)
+            return
         n_old = (self.n if idx is None else self.n.index_select(0, idx)).double()
         upper, lower = self._upper(idx), self._lower(idx)
         fires = n_old < upper if is_set else n_old > lower
@@ -338,6 +344,16 @@ class JartPopulation(Population):
                 ratio = (n_old - n_new) / (n_old - ndmin)
             self._walk(idx, fires, ratio)
         n_new = torch.minimum(torch.maximum(n_new, lower), upper).to(torch.float32)
+        if idx is None:
+            self.n = n_new
+        else:
+            self.n.index_copy_(0, idx, n_new)
+        self._sync(idx)
+
+    def _look_up(self, idx, is_set: bool) -> None:
+        """One pulse of a noise-free device as a look-up in its state table."""
+        table = state_table(is_set, self.clip_n, self.device)
+        n_new = table(self.n if idx is None else self.n.index_select(0, idx))
         if idx is None:
             self.n = n_new
         else:
@@ -374,6 +390,64 @@ class JartPopulation(Population):
     def weights(self) -> torch.Tensor:
         """The published weight of every device (+-0.6 over the nominal N range)."""
         return weight_of(self.n.double())
+
+
+class StateTable:
+    """The noise-free device's one-pulse map of one polarity over every float32 N in its
+    bounds, filled as states are visited: ``table[k]`` is N after one pulse from the N whose
+    float32 bit pattern is ``base + k`` (positive floats order as their bits do). N is stored in
+    float32 between pulses, so the map is the simulation itself: blocks of ``BLOCK`` states are
+    simulated by the same pulse code the first time any of their states is looked up, whole
+    blocks at a time, so no state falls in a vector loop's scalar tail and every entry is the
+    same whichever states were visited first. The clipped range holds 42.6 M states (170 MB
+    of address space, resident as it fills)."""
+
+    BLOCK = 1 << 12
+
+    def __init__(self, is_set: bool, clip_n: bool, device):
+        probe = JartPopulation(1, {}, {}, clip_n)
+        lo, hi = (float(b) for b in (probe._lower(), probe._upper()))
+        bits = torch.tensor([lo, hi], dtype=torch.float32).view(torch.int32)
+        self.base, top = int(bits[0]), int(bits[1])
+        blocks = (top - self.base) // self.BLOCK + 1
+        self.is_set, self.clip_n, self.device = is_set, clip_n, device
+        self.table = torch.empty(blocks * self.BLOCK, dtype=torch.float32, device=device)
+        self.built = torch.zeros(blocks, dtype=torch.bool, device=device)
+
+    def __call__(self, n: torch.Tensor) -> torch.Tensor:
+        """N after one pulse from each of ``n`` (float32, within the device's bounds)."""
+        k = n.view(torch.int32) - self.base
+        block = k // self.BLOCK
+        missing = block[~self.built[block]]
+        if missing.numel():
+            self._fill(torch.unique(missing))
+        return self.table[k]
+
+    def _fill(self, blocks: torch.Tensor) -> None:
+        offsets = torch.arange(self.BLOCK, dtype=torch.int32, device=self.device)
+        k = (blocks[:, None] * self.BLOCK + offsets).reshape(-1)
+        pop = JartPopulation(k.numel(), {}, {}, self.clip_n, device=self.device)
+        pop.n = (k + self.base).view(torch.float32)
+        pop._pulse_one(None, self.is_set)
+        self.table[k] = pop.n
+        self.built[blocks] = True
+
+
+_STATE_TABLES: dict[tuple, StateTable] = {}
+
+
+def forget_state_tables() -> None:
+    """Drop the process's state tables (a benchmark timing them from empty)."""
+    _STATE_TABLES.clear()
+
+
+def state_table(is_set: bool, clip_n: bool = True, device="cpu") -> StateTable:
+    """The process's :class:`StateTable` of a polarity (one per device, shared by every
+    population of the noise-free device)."""
+    key = (is_set, clip_n, str(torch.device(device)))
+    if key not in _STATE_TABLES:
+        _STATE_TABLES[key] = StateTable(is_set, clip_n, device)
+    return _STATE_TABLES[key]
 
 
 def _sel(x: torch.Tensor, idx):
@@ -549,7 +623,11 @@ class JartModel(DeviceModel):
 @dataclass
 class JartKind(DeviceKind):
     """``preset``: a named noise configuration (:data:`PRESETS`) that ``d2d`` / ``c2c``
-    written next to it extend; ``clip_n``: clip N to the weight bounds' [0.06, 1.98975]."""
+    written next to it extend; ``clip_n``: clip N to the weight bounds' [0.06, 1.98975];
+    ``tabulate`` (noise-free only): pulses looked up in a :class:`StateTable`, for long runs
+    whose pulses come a few devices at a time, where a simulated pulse costs its 100 steps'
+    dispatch rather than its arithmetic (filling the whole table costs about a minute per
+    polarity on one core)."""
 
     kind: ClassVar[str] = "jart"
     model_type: ClassVar[type] = JartModel  # as a truth of modeling-bias sweeps
@@ -560,6 +638,7 @@ class JartKind(DeviceKind):
     d2d: dict = field(default_factory=dict)
     c2c: dict = field(default_factory=dict)
     clip_n: bool = True
+    tabulate: bool = False
 
     @property
     def noisy(self) -> bool:
@@ -595,7 +674,18 @@ class JartKind(DeviceKind):
         if sec.has("c2c"):
             dev.c2c = {**dev.c2c, **parse_c2c(sec.sub("c2c"))}
         dev.clip_n = sec.take("clip_n", bool, True)
+        dev.tabulate = sec.take("tabulate", bool, False)
+        if dev.tabulate and dev.noisy:
+            raise sec.error("tabulate", "needs a noise-free device (no d2d, no c2c): a noisy "
+                            "device's own draws and walks are no function of N alone")
         return dev
+
+    def resolved(self, relto=None) -> dict:
+        """As every kind; ``tabulate`` is written only when on (the same device either way)."""
+        out = super().resolved(relto)
+        if not self.tabulate:
+            out.pop("tabulate")
+        return out
 
     def switched(self, states: dict[str, bool]) -> JartKind:
         """As every kind; the preset name then follows the noise that is left (a written spec
@@ -636,4 +726,5 @@ class JartKind(DeviceKind):
 
     def population(self, shape, *, device="cpu", seed: int = 0, choice=None,
                    dtype=torch.float32) -> Population:
-        return JartPopulation(shape, self.d2d, self.c2c, self.clip_n, device, seed, dtype)
+        return JartPopulation(shape, self.d2d, self.c2c, self.clip_n, device, seed, dtype,
+                              tabulate=self.tabulate)

@@ -169,11 +169,12 @@ def prepare(spec: TrainSpec, compute: str = "cpu", file=None) -> Dataset:
 
 
 def train(spec: TrainSpec, compute: str = "auto", progress: bool = True,
-          file=None) -> TrainResult:
+          file=None, log=None) -> TrainResult:
+    """Train ``spec``; ``log(epoch, acc, loss)`` after each epoch (per-member arrays)."""
     compute = pick_device(compute)
     data = prepare(spec, compute, file)
     t0 = time.perf_counter()
-    history = Trainer(spec, data, compute).run(progress=progress)
+    history = Trainer(spec, data, compute).run(progress=progress, log=log)
     return TrainResult(spec, history, compute, time.perf_counter() - t0)
 
 
