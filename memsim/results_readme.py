@@ -587,8 +587,27 @@ def _jart_section(root: Path) -> list[str]:
                   "rule (`mlp_jart_recommended*`: stochastic rounding to whole pulses of the "
                   "device's own step, random initial weights written to the devices, exact "
                   "products) trains without a periphery.", ""]
+        lines += _jart_published_full(root)
         lines += _jart_noise_cost(root)
     return lines
+
+
+def _jart_published_full(root: Path) -> list[str]:
+    """How the published rule could run at the published scale on the noise-free device."""
+    path = root / "train" / "mlp_jart_published_full" / "summary.csv"
+    if not path.exists():
+        return []
+    runs = pd.read_csv(path)
+    return [f"`mlp_jart_published_full` is the published rule at the published scale on the "
+            f"noise-free device, its pulses looked up in the device's state table "
+            f"(`tabulate: on`: N is float32 between pulses, so the one-pulse map of every "
+            f"float32 N is the simulation itself, but for a last float32 bit where vectorized "
+            f"and scalar math differ), "
+            f"{runs['seconds'].iloc[0] / 3600:.1f} h for its ensemble of {len(runs)} seeds on "
+            f"2 cores. On a noisy device every pulse is simulated (its drawn and walked "
+            f"parameters are no function of N alone), 6 to 20 hours of CPU per network here, so "
+            f"the published rule's realistic mixed figure and its ranking of the noise are not "
+            f"measured.", ""]
 
 
 # full-scale runs under memsim's rule with one noise configuration each, and what the study
@@ -643,8 +662,9 @@ def _jart_noise_cost(root: Path) -> list[str]:
     if "mlp_jart_recommended_realistic" in cost:
         text.append("The realistic figure misses the published one mainly through this cost, "
                     "which depends on the update rule (memsim's is calibrated on the device's "
-                    "own step, the kit's is not); the kit's rule at the published scale is "
-                    "hours of CPU per run here (above: shorter runs).")
+                    "own step, the kit's is not); the kit's rule on a noisy device at the "
+                    "published scale is 6 to 20 hours of CPU per run here (above: shorter "
+                    "runs).")
     halves = ("mlp_jart_recommended_realistic", "mlp_jart_recommended_d2d",
               "mlp_jart_recommended_c2c")
     if all(h in cost for h in halves):
