@@ -598,13 +598,14 @@ def _jart_published_full(root: Path) -> list[str]:
     if not path.exists():
         return []
     runs = pd.read_csv(path)
+    compute = runs["compute"].iloc[0] if "compute" in runs else "cpu"
     return [f"`mlp_jart_published_full` is the published rule at the published scale on the "
             f"noise-free device, its pulses looked up in the device's state table "
             f"(`tabulate: on`: N is float32 between pulses, so the one-pulse map of every "
             f"float32 N is the simulation itself, but for a last float32 bit where vectorized "
             f"and scalar math differ), "
-            f"{runs['seconds'].iloc[0] / 3600:.1f} h for its ensemble of {len(runs)} seeds on "
-            f"2 cores. On a noisy device every pulse is simulated (its drawn and walked "
+            f"{runs['seconds'].iloc[0] / 3600:.1f} h for its ensemble of {len(runs)} seeds "
+            f"({compute}). On a noisy device every pulse is simulated (its drawn and walked "
             f"parameters are no function of N alone), 6 to 20 hours of CPU per network here, so "
             f"the published rule's realistic mixed figure and its ranking of the noise are not "
             f"measured.", ""]
