@@ -59,23 +59,21 @@ def test_state_table_is_the_simulation_whatever_the_order_of_visits(clip_n):
     for is_set in (True, False):
         tables = [jart.StateTable(is_set, clip_n, "cpu") for _ in range(2)]
         size = tables[0].table.numel()
-        blocks = torch.randint(0, size // jart.StateTable.BLOCK, (3,), generator=gen)
-        states = blocks[:, None] * jart.StateTable.BLOCK \
-            + torch.randint(0, jart.StateTable.BLOCK, (3, 50), generator=gen)
-        k = states.reshape(-1).to(torch.int32)
+        block = jart.StateTable.BLOCK
+        blocks = torch.randint(0, size // block, (3, 1), generator=gen)
+        offsets = torch.randint(0, block, (3, 50), generator=gen)
+        k = (blocks * block + offsets).reshape(-1).to(torch.int32)
         n = (k + tables[0].base).view(torch.float32)
         looked = tables[0](n)
         for b in reversed(range(3)):  # the other table visits the blocks one by one, reversed
             tables[1](n[50 * b:50 * (b + 1)])
         assert torch.equal(tables[1](n), looked)
-        bulk = nominal(3 * jart.StateTable.BLOCK, clip_n=clip_n)
-        bulk.n = ((blocks[:, None] * jart.StateTable.BLOCK
-                   + torch.arange(jart.StateTable.BLOCK)).reshape(-1).to(torch.int32)
+        bulk = nominal(3 * block, clip_n=clip_n)  # the three whole blocks, in a row
+        bulk.n = ((blocks * block + torch.arange(block)).reshape(-1).to(torch.int32)
                   + tables[0].base).view(torch.float32)
         bulk._pulse_one(None, is_set)
-        assert torch.equal(bulk.n[states.reshape(-1) - (blocks.repeat_interleave(50)
-                           * jart.StateTable.BLOCK) + torch.arange(3).repeat_interleave(50)
-                           * jart.StateTable.BLOCK], looked)
+        assert torch.equal(bulk.n[(torch.arange(3)[:, None] * block + offsets).reshape(-1)],
+                           looked)
         alone = nominal(len(n), clip_n=clip_n)
         alone.n = n.clone()
         alone._pulse_one(None, is_set)
@@ -397,5 +395,3 @@ def test_sparse_benchmark_compares_the_table_with_the_simulation():
     r = bench.bench_jart_sparse(devices=3000, per_round=20, rounds=6)
     # the same device, looked up: a float32 step or two apart where a pulse's last bit differed
     assert r["max_ulps_from_simulated"] <= 4
-    for key in ("simulated", "tabulated_cold", "tabulated_warm"):
-        assert r[f"{key}_device_pulses_per_s"] > 0
