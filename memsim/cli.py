@@ -77,15 +77,19 @@ def _out_flag(out: str | None) -> str | None:
     return out
 
 
-def merge_flags(raw: dict, flags: dict) -> dict:
-    """The spec with every flag that was given (not None) written over it."""
+def merge_flags(raw: dict, flags: dict, file=None, where: str = "") -> dict:
+    """The spec with every flag that was given (not None) written over it; a flag is never
+    written into a section that is not a mapping (the spec is refused as it stands)."""
     merged = dict(raw)
     for key, value in flags.items():
         if isinstance(value, dict):
             sub = {k: v for k, v in value.items() if v is not None}
             if sub:
-                base = merged.get(key) if isinstance(merged.get(key), dict) else {}
-                merged[key] = {**base, **sub}
+                base = merged.get(key)
+                if base is not None and not isinstance(base, dict):
+                    raise MemsimError(f"must be a mapping, not {base!r}", file,
+                                      f"key {where + key!r}")
+                merged[key] = {**(base or {}), **sub}
         elif value is not None:
             merged[key] = value
     return merged
@@ -168,7 +172,7 @@ def fit_cmd(sources, method, bins, edges, stat, trials, folds, storage, n_points
                          "edges": edges, "stat": stat, "folds": folds},
              "optuna": {"trials": trials, "folds": folds, "storage": storage},
              "smooth": {"folds": folds}}
-    spec = fitrun.parse_fit_spec(merge_flags(raw, flags), file)
+    spec = fitrun.parse_fit_spec(merge_flags(raw, flags, file), file)
     out_dir = spec.out or f"results/fit/{spec.name}-{spec.method}"
     result = fitrun.run_fit(spec)
     written = fitrun.write_outputs(result, out_dir)
@@ -214,7 +218,7 @@ def train_cmd(spec_file, compute, seed, epochs, subset, out, no_progress):
     if seed is not None:
         raw = {k: v for k, v in raw.items() if k not in ("seed", "seeds")}
         flags["seed"] = seed
-    spec = train_spec.parse_train_spec(merge_flags(raw, flags), spec_file)
+    spec = train_spec.parse_train_spec(merge_flags(raw, flags, spec_file), spec_file)
     if out is not None:
         spec.out = out
     out_dir = spec.out or f"results/train/{spec.name}"
@@ -281,7 +285,7 @@ def bias_sweep_cmd(spec_file, epochs, subset, seeds, data_seeds, sizes, truths, 
              "train_seeds": list(range(seeds)) if seeds else None,
              "data_seeds": list(range(data_seeds)) if data_seeds else None,
              "truths": cli_truths or None}
-    spec = parse_sweep_spec(merge_flags(raw, flags), spec_file)
+    spec = parse_sweep_spec(merge_flags(raw, flags, spec_file), spec_file)
     if out is not None:
         spec.out = out
     compute = pick_device(compute)
@@ -445,6 +449,15 @@ def grid_cmd(spec_file, networks, subset, epochs, compute, out):
     from .train.trainer import pick_device
 
     raw = load_yaml(spec_file)
+    nets = raw.get("networks")
+    if nets is not None and (networks or epochs is not None):  # the flags index into them
+        if not isinstance(nets, dict):
+            raise MemsimError(f"must be a mapping of named networks, not {nets!r}", spec_file,
+                              "key 'networks'")
+        for name, net in nets.items():
+            if not isinstance(net, dict):
+                raise MemsimError(f"must be a mapping, not {net!r}", spec_file,
+                                  f"key 'networks.{name}'")
     if networks:
         unknown = [n for n in networks if n not in (raw.get("networks") or {})]
         if unknown:
@@ -455,8 +468,8 @@ def grid_cmd(spec_file, networks, subset, epochs, compute, out):
         raw = {**raw, "subset": subset}
     if epochs is not None:
         raw = {**raw, "networks": {
-            k: {**v, "training": {**(v.get("training") or {}), "epochs": epochs}}
-            if isinstance(v, dict) else v for k, v in (raw.get("networks") or {}).items()}}
+            k: merge_flags(v, {"training": {"epochs": epochs}}, spec_file, f"networks.{k}.")
+            for k, v in (raw.get("networks") or {}).items()}}
     grid = parse_grid(raw, spec_file)
     out_dir = out or grid.out or f"results/{grid.name}"
     history = run_grid(grid, pick_device(compute), log=lambda m: click.echo(m, err=True))

@@ -54,6 +54,45 @@ def test_seeds_must_not_be_negative(value, ok):
         sec.seed()
 
 
+def test_a_repeated_seed_is_refused():
+    """A repeat would train one network twice and count it as two in every interval."""
+    with pytest.raises(MemsimError, match="key 'data_seeds': repeats a seed"):
+        Section({"data_seeds": [0, 0, 1]}, "s.yaml").seed_list("data_seeds")
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_numbers_must_be_finite(value):
+    with pytest.raises(MemsimError, match="key 'lr': must be a finite number"):
+        Section({"lr": value}, "s.yaml").take("lr", float)
+    with pytest.raises(MemsimError, match="key 'n': values must be finite"):
+        Section({"n": [1.0, value]}, "s.yaml").number_list("n")
+
+
+def test_a_flag_is_not_written_over_a_section_that_is_no_mapping(runner, tmp_path):
+    doc = {**load_yaml(SPECS / "mlp_float.yaml"), "training": 5}
+    res = run_cli(runner, ["train", _spec(tmp_path, yaml.safe_dump(doc)), "--epochs", "1",
+                           "--out", tmp_path / "t"])
+    assert res.exit_code == 2 and "key 'training': must be a mapping" in res.stderr
+    grid = load_yaml(SPECS / "attribution.yaml")
+    net = next(iter(grid["networks"]))
+    for bad, args, place in (
+            ({**grid, "networks": [net]}, ["--epochs", "1"], "'networks'"),
+            ({**grid, "networks": {net: {**grid["networks"][net], "training": 5}}},
+             ["--network", net, "--epochs", "1"], f"'networks.{net}.training'")):
+        res = run_cli(runner, ["grid", _spec(tmp_path, yaml.safe_dump(bad), "g.yaml"), *args,
+                               "--out", tmp_path / "g"])
+        assert res.exit_code == 2 and f"key {place}: must be a mapping" in res.stderr
+    assert not (tmp_path / "t").exists() and not (tmp_path / "g").exists()
+
+
+def test_a_sweep_subset_beyond_the_training_set_is_refused_before_any_fit():
+    from memsim.sweep.spec import parse_sweep_spec
+
+    raw = load_yaml(SPECS / "bias_synthetic.yaml")
+    with pytest.raises(MemsimError, match="key 'subset': must be between 1 and 60000"):
+        parse_sweep_spec({**raw, "subset": 70000}, SPECS / "bias_synthetic.yaml")
+
+
 def test_train_refuses_an_output_under_a_file_before_training(runner, tmp_path):
     blocker = tmp_path / "blocker"
     blocker.write_text("")

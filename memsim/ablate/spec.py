@@ -110,8 +110,6 @@ def parse_ablation_spec(data: dict, file=None, overrides: dict | None = None) ->
         raise MemsimError(f"the {base.device.kind} device has no imperfection switches to "
                           "ablate", file, "key 'base'")
     seeds = sec.seed_list("seeds", [0, 1, 2])
-    if len(set(seeds)) != len(seeds):
-        raise sec.error("seeds", "repeats a seed")
     raw = sec.take("variants", list)
     if not raw:
         raise sec.error("variants", "is empty: name at least one variant")

@@ -8,6 +8,7 @@ misspelt option never silently falls back to a default.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -121,6 +122,9 @@ class Section:
         if isinstance(value, bool):
             if bool in types:
                 return value
+        elif isinstance(value, float) and not math.isfinite(value):
+            # no setting means "unbounded" or "undefined" by .inf / .nan (null does)
+            raise self.error(key, f"must be a finite number, not {value!r}")
         elif isinstance(value, types):
             return value
         elif isinstance(value, int) and float in types:
@@ -138,6 +142,8 @@ class Section:
             if isinstance(v, bool) or not isinstance(v, kind):
                 raise self.error(key, f"must be a list of {'integers' if integer else 'numbers'}"
                                       f", found {v!r}")
+            if not math.isfinite(v):
+                raise self.error(key, f"values must be finite, found {v!r}")
             if positive and not v > 0:
                 raise self.error(key, f"values must be positive, found {v!r}")
         if nonempty and not items:
@@ -165,6 +171,8 @@ class Section:
         value = self.number_list(key, default, integer=True)
         if any(v < 0 for v in value):
             raise self.error(key, f"must be >= 0, found {min(value)}")
+        if len(set(value)) != len(value):  # a repeat would count one network twice
+            raise self.error(key, "repeats a seed")
         return value
 
     def sub(self, key: str, default: Any = REQUIRED) -> Section:

@@ -53,7 +53,7 @@ from ..devices.registry import is_kind_preset, load_truth, truth_ident
 from ..errors import MemsimError
 from ..fit.base import FitMethod
 from ..fit.registry import METHODS
-from ..io.datasets import DATASETS
+from ..io.datasets import DATASETS, subset_check
 from ..io.paths import portable
 from ..io.schema import Section, load_yaml
 from ..models.resolve import ref_name, resolve_ref
@@ -168,7 +168,7 @@ def parse_sweep_spec(data: dict, file=None) -> SweepSpec:
     spec = SweepSpec()
     spec.name = sec.take("name", str, Path(file).stem if file else "bias")
     spec.dataset = sec.take("dataset", str, "mnist", choices=DATASETS)
-    spec.subset = sec.take("subset", int, None, check=lambda v: v >= 1, check_msg="must be >= 1")
+    spec.subset = sec.take("subset", int, None, **subset_check(spec.dataset))
     truths = sec.take("truths", list)
     if not truths:
         raise sec.error("truths", "must name at least one truth device")
