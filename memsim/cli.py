@@ -65,6 +65,7 @@ COUNT = click.IntRange(min=1)  # a count of anything: refused below 1 by the opt
 SEED = click.IntRange(min=0)
 MAX_POINTS = 10**8  # generate: more would not fit a tidy CSV in memory
 MAX_PULSES = 10**7  # pulse: rows of one trajectory
+MAX_DEVICES = 10**7  # pulse: a population that fits in memory (a few GB for the largest kind)
 
 
 def _out_flag(out: str | None) -> str | None:
@@ -416,6 +417,9 @@ def pulse_cmd(device, n_set, n_reset, sequence, from_weight, from_g, devices, se
     if sum(map(abs, counts)) > MAX_PULSES:
         raise MemsimError(f"at most {MAX_PULSES:,} pulses in all (one trajectory row each), "
                           f"not {sum(map(abs, counts)):,}")
+    if devices > MAX_DEVICES:
+        raise MemsimError(f"at most {MAX_DEVICES:,} devices, not {devices:,}", None,
+                          "option --devices")
     dev = parse_device(_cwd_path(device) if Path(device).exists() else device,
                        where="DEVICE", base=Path.cwd())
     table = pulse_trajectory(dev, counts, devices, from_weight=from_weight, from_g=from_g,

@@ -205,12 +205,15 @@ def test_state_csv_reads_resistances_and_refuses_bad_files(tmp_path):
            "state,value\nA,1\nA,2\nB,-3\nB,3\n": "positive",
            "state,value\nA,1\nA,2\nA,3\n": "at least 2 states",
            "state,value\nA,1\nB,2\nB,3\n": "fewer than 2 values",
-           "state,value,colour\nA,1,r\n": "unknown column"}
+           "state,value,colour\nA,1,r\n": "unknown column",
+           "state,value,VALUE\nA,1,1\n": "'value' is given twice"}
     for i, (text, problem) in enumerate(bad.items()):
         path = write(tmp_path / f"bad{i}.csv", text)
         with pytest.raises(MemsimError, match=problem) as exc:
             read_state_csv(path, "ohm")
         assert str(path) in str(exc.value) and "\n" not in str(exc.value)
+    with pytest.raises(MemsimError, match="is a folder"):
+        read_state_csv(tmp_path, "ohm")
 
 
 def tiny_spec(tmp_path, lut_csv, **over) -> dict:
@@ -281,3 +284,14 @@ def test_infer_refuses_a_bad_state_csv(tmp_path):
     res = CliRunner().invoke(main, ["infer", str(spec)])
     assert res.exit_code == 2 and "bad.csv: line 4: value must be a positive number" in res.output
     assert not (tmp_path / "o").exists()
+
+
+def test_states_must_name_logic_1_as_the_higher_state():
+    """The reader calls a cell above its threshold a 1: reversed states would invert every
+    bit without a word."""
+    from memsim.infer.codings.base import take_states
+    from memsim.io.schema import Section
+
+    assert take_states(Section({"states": [0, 2]}, "s.yaml")) == [0, 2]
+    with pytest.raises(MemsimError, match="key 'states': logic 1 must be the higher state"):
+        take_states(Section({"states": [1, 0]}, "s.yaml"))

@@ -191,7 +191,7 @@ def test_pulse_works_on_every_registered_kind(name, tmp_path):
 
     spec = tmp_path / "device.yaml"
     spec.write_text(yaml.safe_dump(doc))
-    if kind.path_fields:  # its example holds models built in code: a shipped table instead
+    if name == "table":  # its example holds tables built in code: a shipped table instead
         spec = REPO / "device_data" / "xbtorch_tiox" / "optuna_exp_1.5V"
     seq = pulsed(name)
     start = "-1" if seq.startswith("+") else "1"
@@ -227,6 +227,7 @@ def test_pulse_command_as_the_issue_writes_it(tmp_path):
     (["jart:nonsense", "--set", "3"], "preset"),
     (["jart:noise_free", "--sequence", "+3,x"], "signed counts"),
     (["jart:noise_free", "--set", "3", "--devices", "0"], "'--devices': 0 is not in the range"),
+    (["jart:noise_free", "--set", "1", "--devices", "99999999999"], "at most 10,000,000"),
     (["hfox", "--set", "3"], "only reset"),
     (["float", "--set", "3"], "no pulses"),
 ])
@@ -236,6 +237,28 @@ def test_pulse_refuses_bad_options_in_one_line(args, problem, tmp_path):
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and problem in lines[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_weight_bounds_no_disc_can_read_are_refused_and_never_drawn(tmp_path):
+    """Beyond W_BOUNDS_MAX x 0.6 the read current would exceed its limit g(0.2 V): no N."""
+    wide = tmp_path / "wide.yaml"
+    wide.write_text("kind: jart\nd2d: {w_bounds: {sigma: 0.3, bounds: [0.5, 2.0]}}\n")
+    res = CliRunner().invoke(main, ["pulse", str(wide), "--set", "2", "--out",
+                                    str(tmp_path / "o")])
+    assert res.exit_code == 2 and "upper bound must be below 1.373" in res.output
+    kind = registry.parse_device({"kind": "jart", "d2d": {"w_bounds": {"sigma": 0.5,
+                                                                       "bounds": None}}})
+    pop = kind.population((20000,), seed=0)
+    pop.pulse_all("set", 2)
+    assert torch.isfinite(pop.n).all() and torch.isfinite(pop.g).all()
+
+
+def test_a_device_yaml_whose_kind_is_no_name_is_refused(tmp_path):
+    spec = tmp_path / "d.yaml"
+    spec.write_text("kind: [jart]\n")
+    res = CliRunner().invoke(main, ["pulse", str(spec), "--set", "2", "--out",
+                                    str(tmp_path / "o")])
+    assert res.exit_code == 2 and "key 'device.kind': must be a string" in res.output
 
 
 def test_jart_serves_as_the_truth_of_a_bias_sweep():

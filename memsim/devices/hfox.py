@@ -40,7 +40,7 @@ from scipy import stats
 
 from ..errors import MemsimError
 from ..seeds import seed_for
-from .base import DeviceKind, positive
+from .base import DeviceKind
 from .population import Population
 
 TAPS = 15
@@ -350,7 +350,10 @@ class HfOxKind(DeviceKind):
     @classmethod
     def from_spec(cls, sec, base) -> HfOxKind:
         flags = {k: sec.take(k, bool, True) for k in ("d2d", "rtn", "pink", "nonlinearity")}
-        return cls(sec.take("levels", int, 2000, **positive), **flags,
+        # write-verify inverts the curve over pulse counts up to 1e6 (HfOxPopulation._invert)
+        levels = sec.take("levels", int, 2000, check=lambda v: 1 <= v <= 10**6,
+                          check_msg="must be between 1 and 1,000,000")
+        return cls(levels, **flags,
                    write_verify=sec.take("write_verify", bool, False))
 
     def g_range(self) -> tuple[float, float]:

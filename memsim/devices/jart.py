@@ -120,6 +120,9 @@ def n_for_current(i, v: float = V_READ):
 
 
 I_MIN, I_MAX = float(read_current(N_LO)), float(read_current(N_HI))
+# the largest factor on the weight bounds a disc can reach: its read current tends to g(0.2 V)
+# as N grows, so a wider upper bound maps to no N at all
+W_BOUNDS_MAX = (_positive_coefficients(V_READ)[0] - I_MIN) / (I_MAX - I_MIN) * 2 - 1
 
 
 def weight_of(n, w_bound: float = W_BOUND):
@@ -191,6 +194,9 @@ def parse_d2d(sec) -> dict:
         bounds = _bounds(sub, None)
         if bounds is not None and not 0 < bounds[0] <= NOMINAL[p] <= bounds[1]:
             raise sub.error("bounds", f"must be positive and hold the nominal {NOMINAL[p]:g}")
+        if p == "w_bounds" and bounds is not None and bounds[1] >= W_BOUNDS_MAX:
+            raise sub.error("bounds", f"upper bound must be below {W_BOUNDS_MAX:.4f}: no disc "
+                                      "reads a weight beyond that factor of +-0.6")
         sub.done()
         out[p] = {"sigma": sigma, "bounds": bounds}
     return out
@@ -252,6 +258,8 @@ class JartPopulation(Population):
                     v = v.clamp(*d2d[p]["bounds"])
                 else:  # unbounded spreads: a physical size stays positive (3.3 sigma at 0.3)
                     v = v.clamp(min=FLOOR * NOMINAL[p])
+                    if p == "w_bounds":  # and a weight bound one a disc can read
+                        v = v.clamp(max=W_BOUNDS_MAX * (1 - 1e-6))
             value[p] = v.to(self.device)
         self.ndiscmax, self.ndiscmin = value["ndiscmax"], value["ndiscmin"]
         self.ldisc = value["ldisc"] * 1e-9

@@ -58,9 +58,9 @@ def parse_device(value, file=None, where: str = "device", base: Path | None = No
             from ..io.schema import load_yaml
 
             doc = load_yaml(ref)
-            if isinstance(doc, dict) and doc.get("kind") in KINDS:  # a device-kind YAML
+            if isinstance(doc, dict) and "kind" in doc:  # a device-kind YAML (kind checked)
                 return parse_device(doc, ref, "device", Path(ref).parent)
-            if "g_min" not in doc:  # nor a synthetic device: another kind of spec
+            if not isinstance(doc, dict) or "g_min" not in doc:  # nor a synthetic device
                 raise MemsimError(f"not a device YAML (it needs kind: one of "
                                   f"{', '.join(KINDS)}, or a synthetic device's g_min, g_max, "
                                   "set and reset)", file, f"key {where!r}: {value}")

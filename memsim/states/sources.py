@@ -93,10 +93,16 @@ def _seeded_synaptogen(seed: int):
         sg.randn, sg.rand = saved
 
 
+MAX_SYNAPTOGEN_READS = 10**7  # cells x cycles: what simulates in minutes and fits in memory
+
+
 def synaptogen_lut(sec: Section, base_dir: Path | None) -> StateLUT:
     cells = sec.take("cells", int, 1000, check=lambda v: v >= 2, check_msg="must be at least 2")
     cycles = sec.take("cycles", int, 100, check=lambda v: v >= 2,
                       check_msg="must be at least 2")
+    if cells * cycles > MAX_SYNAPTOGEN_READS:
+        raise sec.error("cycles", f"cells x cycles must be at most {MAX_SYNAPTOGEN_READS:,} "
+                                  f"(each is simulated), not {cells * cycles:,}")
     stops = sec.number_list("reset_stops", [], nonempty=False)
     seed = sec.seed()
     set_voltage = sec.take("set_voltage", (int, float), -2.0)
@@ -147,13 +153,17 @@ def read_state_csv(path: Path, unit: str, name: str | None = None) -> StateLUT:
     if unit not in CSV_UNITS:
         raise MemsimError(f"unknown unit {unit!r}; use one of {', '.join(CSV_UNITS)}", path,
                           "unit")
-    if not path.exists():
-        raise MemsimError("file not found", path)
+    if not path.is_file():
+        raise MemsimError("is a folder, not a CSV file" if path.is_dir() else "file not found",
+                          path)
     try:
         frame = pd.read_csv(path, dtype=str, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise MemsimError(f"not a readable CSV ({str(exc).splitlines()[0]})", path) from None
     frame.columns = [c.strip().lower() for c in frame.columns]
+    repeated = frame.columns[frame.columns.duplicated()]
+    if len(repeated):
+        raise MemsimError(f"column {repeated[0]!r} is given twice", path, "line 1")
     for col in ("state", "value"):
         if col not in frame:
             raise MemsimError(f"missing column {col!r} (header must start state,value and may "

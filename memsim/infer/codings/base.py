@@ -108,8 +108,11 @@ def take_states(sec: Section, lut_states: int | None = None) -> list[int] | None
         sec.take("states", list, None)
         return None
     states = sec.number_list("states", integer=True)
-    if len(states) != 2 or states[0] == states[1] or min(states) < 0:
-        raise sec.error("states", "must be two different state indices [logic 0, logic 1]")
+    if len(states) != 2 or min(states) < 0:
+        raise sec.error("states", "must be two state indices [logic 0, logic 1]")
+    if states[0] >= states[1]:  # the reader calls a cell above its threshold a 1
+        raise sec.error("states", "logic 1 must be the higher state: indices ascend with "
+                                  "conductance")
     return states
 
 
