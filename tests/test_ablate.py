@@ -270,7 +270,8 @@ def test_jart_terms_alone_say_together_only_when_no_term_costs(tmp_path, low, to
         {"base": {"training": {"epochs": 30}}, "variants": [{"name": "full"}]}))
     text = " ".join(_jart_terms_alone(tmp_path))
     assert "+1.50 [+1.00, +2.00] pp" in text and "raise it (d2d_rdisc_realistic)" in text
-    assert ("act together" in text) == together
+    assert ("together they are shown to" in text) == together
+    assert ("at most +0.50 pp" in text) == together
     assert ("shown to cost accuracy (c2c_ldisc_1)" in text) == (not together)
     assert _jart_terms_alone(tmp_path / "elsewhere") == []
 

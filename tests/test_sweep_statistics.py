@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
+from scipy import stats
 
 from memsim.sweep.statistics import (
     exceedance,
@@ -12,7 +14,6 @@ from memsim.sweep.statistics import (
     replicate_variance,
     table_units,
     variance_ratio,
-    wilson,
 )
 
 
@@ -90,31 +91,66 @@ def test_partial_spearman_removes_the_truth_confound():
     assert partial_spearman(cells.drop(columns="truth"), "metric", boot=0)["partial_rho"] > 0.5
 
 
-def test_exceedance_and_wilson():
-    units = pd.Series([2.0, -3.0, 0.5, 0.2, -0.1, 1.5, 0.0, 0.3, -0.4, 0.9])
-    out = exceedance(units, 1.0)
-    assert out["p_over"] == 0.2 and out["p_under"] == 0.1
-    assert out["p_over_low"] < 0.2 < out["p_over_high"]
-    lo, hi = wilson(0, 10)
-    assert lo == 0 and 0.2 < hi < 0.35
+def _design(gen, tables, seeds, reps, sd, bias=0.0):
+    """Fitted tables (biased by ``bias`` pp) and the truth's replicate runs, accuracy in [0, 1]."""
+    g = pd.DataFrame([{"data_seed": d, "train_seed": s,
+                       "acc_fit": (90 + bias + sd * gen.standard_normal()) / 100}
+                      for d in range(tables) for s in range(seeds)])
+    ref = pd.DataFrame([{"train_seed": s, "acc": (90 + sd * gen.standard_normal()) / 100}
+                        for s in range(seeds) for _ in range(reps)])
+    return g, ref
 
 
-def test_miscalibration_panel_compares_a_sweep_with_its_dw_min_truth_twin(tmp_path):
+def test_exceedance_counts_tables_against_the_truth_mean_per_seed():
+    g = pd.DataFrame({"data_seed": [0, 0, 1, 1, 2, 2], "train_seed": [0, 1] * 3,
+                      "acc_fit": [0.92, 0.93, 0.90, 0.89, 0.905, 0.90]})
+    ref = pd.DataFrame({"train_seed": [0, 0, 1, 1], "acc": [0.90, 0.90, 0.90, 0.90]})
+    out = exceedance(g, ref, 1.0, boot=200)
+    # biases +2.5, -0.5, +0.25 pp: one over, none under
+    assert out["p_over"] == pytest.approx(1 / 3) and out["p_under"] == 0
+    assert out["p_over_low"] <= out["p_over"] <= out["p_over_high"]
+
+
+def test_exceedance_intervals_cover_the_share_of_perfect_tables():
+    """Perfect tables (no bias) measured over 2 seeds against 8 truth runs per seed: the share
+    beyond +1 pp is 1 - Phi(1 / (sd / sqrt 2)). The tables share the truth's mean, so
+    intervals that treat them as independent trials cover it too rarely; resampling both
+    levels covers it at about the nominal rate."""
+    gen = np.random.default_rng(1)
+    sd, seeds = 2.0, 2
+    true = 1 - stats.norm.cdf(1.0 / (sd / np.sqrt(seeds)))
+    hits = []
+    for k in range(300):
+        g, ref = _design(gen, tables=10, seeds=seeds, reps=8, sd=sd)
+        out = exceedance(g, ref, 1.0, boot=1000, seed=k)
+        hits.append(out["p_over_low"] <= true <= out["p_over_high"])
+    assert np.mean(hits) >= 0.9
+
+
+def test_miscalibration_panel_pairs_the_twin_sweeps_by_fitted_table(tmp_path):
+    """The twins train on the same tables: the difference is a t-interval over the tables'
+    paired differences plus both truths' reference noise (Welch-Satterthwaite)."""
     from memsim.results_readme import _miscalibration_section
 
-    cols = ["truth", "network", "method", "n", "bias_pp", "ci_low", "ci_high"]
-    (tmp_path / "s").mkdir()
-    (tmp_path / "s_dwtruth").mkdir()
-    pd.DataFrame([["t", "mlp", "bin8", 100, -5.0, -6.0, -4.0],
-                  ["t", "mlp", "bin8", 1000, 0.2, -0.8, 1.2]], columns=cols).to_csv(
-        tmp_path / "s" / "bias.csv", index=False)
-    pd.DataFrame([["t", "mlp", "bin8", 100, -1.0, -2.0, 0.0],
-                  ["t", "mlp", "bin8", 1000, 0.1, -0.9, 1.1]], columns=cols).to_csv(
-        tmp_path / "s_dwtruth" / "bias.csv", index=False)
+    keys = {"truth": "t", "network": "mlp", "method": "bin8", "n": 100}
+    for name, biases in (("s", [-5.0, -3.0, -7.0]), ("s_dwtruth", [-1.0, 0.0, -2.0])):
+        out = tmp_path / name
+        out.mkdir()
+        pd.DataFrame([{**keys, "data_seed": d, "train_seed": 0, "bias_pp": b}
+                      for d, b in enumerate(biases)]).to_csv(out / "runs.csv", index=False)
+        pd.DataFrame([{**keys, "bias_pp": np.mean(biases), "ci_low": -99, "ci_high": 99,
+                       "reference_networks": 4}]).to_csv(out / "bias.csv", index=False)
+        pd.DataFrame([{**keys, "run_sd_pp": 1.0, "train_seeds": 1}]).to_csv(
+            out / "unpredictability.csv", index=False)
+    # differences -4, -3, -5: mean -4, variance of the mean 1/3 (2 dof); each reference
+    # mean adds 1 / 4 (3 dof)
+    var = 1 / 3 + 0.25 + 0.25
+    dof = var**2 / ((1 / 3) ** 2 / 2 + 2 * 0.25**2 / 3)
+    half = stats.t.ppf(0.975, dof) * np.sqrt(var)
     text = "\n".join(_miscalibration_section(tmp_path, [tmp_path / "s",
                                                         tmp_path / "s_dwtruth"]))
-    assert "-4.00 [-5.41, -2.59]" in text  # half-widths 1 and 1 in quadrature
-    assert "1 of 2 cells: bin8 N = 100 (-4.00 pp)" in text
+    assert f"-4.00 [{-4 - half:+.2f}, {-4 + half:+.2f}]" in text
+    assert "1 of 1 cells: bin8 N = 100 (-4.00 pp)" in text
 
 
 def test_table_control_on_a_truth_with_device_state_reads_as_the_form_limit(tmp_path):

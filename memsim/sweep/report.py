@@ -12,7 +12,8 @@
   tables disagree beyond run noise: the SD of per-table biases over the SD the truth's own
   run-to-run noise gives them (``sd_ratio``, 95 % F interval; 1 = no between-table spread),
   the between-table SD in pp, and the share of tables that over- or under-promise by more
-  than ``MARGIN_PP`` (Wilson intervals). See :mod:`.statistics`.
+  than ``MARGIN_PP`` (bootstrap intervals over tables and the truth's runs). See
+  :mod:`.statistics`.
 * ``metric_bias.csv`` / ``.md``: how each device-level metric ranks the network-level bias,
   per network: Spearman correlation with |bias| (and with the signed bias) across fitted
   tables (bias averaged over training seeds), 95 % interval from Fisher's z with the
@@ -42,6 +43,7 @@ from .statistics import (
     replicate_variance,
     table_units,
     variance_ratio,
+    welch_interval,
 )
 from .store import SweepStore
 
@@ -123,16 +125,8 @@ def paired_bias(g: pd.DataFrame, ref: pd.DataFrame, level: float = 0.95):
     else:
         units = d.groupby("train_seed")["diff"].mean()
         unit, var_ref, dof_ref = "training seed", 0.0, 0
-    bias = float(units.mean())
-    if len(units) < 2:
-        return bias, float("nan"), float("nan"), unit, len(units)
-    var_units = float(units.var(ddof=1)) / len(units)
-    var = var_units + var_ref
-    if var == 0:
-        return bias, bias, bias, unit, len(units)
-    dof = var**2 / (var_units**2 / (len(units) - 1) + (var_ref**2 / dof_ref if dof_ref else 0))
-    half = stats.t.ppf(0.5 + level / 2, dof) * np.sqrt(var)
-    return bias, bias - half, bias + half, unit, len(units)
+    bias, low, high = welch_interval(units, [(var_ref, dof_ref)], level)
+    return bias, low, high, unit, len(units)
 
 
 def bias_table(runs: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
@@ -166,7 +160,7 @@ def unpredictability_table(runs: pd.DataFrame, members: pd.DataFrame,
                      "bias_pp": float(units.mean()),
                      **variance_ratio(units, run_var, run_dof, seeds),
                      "run_sd_pp": float(np.sqrt(run_var)), "train_seeds": seeds,
-                     **exceedance(units, margin), "margin_pp": margin})
+                     **exceedance(g, r, margin), "margin_pp": margin})
     return pd.DataFrame(rows)
 
 

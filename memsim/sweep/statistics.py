@@ -5,8 +5,10 @@
   seeds, paired with the truth's runs of the same seed) is compared with the spread run noise
   alone would give them (the truth's within-seed replicate variance / training seeds): an F
   ratio with its F-distribution interval. 1 = no between-table spread beyond noise.
-* :func:`exceedance`: the share of single fitted tables that over- or under-promise by more
-  than a margin, with Wilson intervals.
+* :func:`exceedance`: the share of single fitted tables whose measured bias (over their
+  training seeds, run noise included) over- or under-promises by more than a margin, with a
+  bootstrap interval that resamples the tables and the truth's runs: every table's bias is
+  measured against the same truth mean, so the tables are not independent trials.
 * :func:`partial_spearman`: Spearman correlation of a metric with |bias| given N (ranks
   residualised on the rank of N), with a bootstrap interval over data seeds: both the metrics
   and |bias| fall with N, and a pooled correlation mostly measures that.
@@ -57,25 +59,33 @@ def variance_ratio(units: pd.Series, run_var: float, run_dof: int, seeds: int,
     return out
 
 
-def wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    if n == 0:
-        return float("nan"), float("nan")
-    z = stats.norm.ppf(0.5 + level / 2)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
-
-
-def exceedance(units: pd.Series, margin: float) -> dict:
-    """Share of tables over-promising by more than ``margin`` pp, and under-promising."""
+def exceedance(g: pd.DataFrame, ref: pd.DataFrame, margin: float, boot: int = 2000,
+               seed: int = 0, level: float = 0.95) -> dict:
+    """Share of tables whose bias (:func:`table_units`) exceeds +``margin`` pp, and -``margin``,
+    with percentile intervals from a bootstrap over both levels of the design: the fitted tables
+    (data seeds) and, within each training seed, the truth's replicate runs."""
+    units = table_units(g, ref)
     n = len(units)
-    over, under = int((units > margin).sum()), int((units < -margin).sum())
-    o_lo, o_hi = wilson(over, n)
-    u_lo, u_hi = wilson(under, n)
-    return {"p_over": over / n if n else float("nan"), "p_over_low": o_lo, "p_over_high": o_hi,
-            "p_under": under / n if n else float("nan"), "p_under_low": u_lo,
-            "p_under_high": u_hi}
+    out = {"p_over": float((units > margin).mean()) if n else float("nan"),
+           "p_under": float((units < -margin).mean()) if n else float("nan")}
+    fit = 100 * g.pivot_table(index="data_seed", columns="train_seed", values="acc_fit",
+                              aggfunc="mean")
+    runs = [100 * ref.loc[ref["train_seed"] == s, "acc"].to_numpy() for s in fit.columns]
+    nan = {k: float("nan") for k in ("p_over_low", "p_over_high", "p_under_low",
+                                     "p_under_high")}
+    if n < 2 or boot < 1 or any(len(r) == 0 for r in runs):
+        return {**out, **nan}
+    gen = seeded_rng(seed, "bootstrap")
+    tables = fit.to_numpy()[gen.integers(0, n, (boot, n))]  # (boot, tables, seeds)
+    truth = np.stack([r[gen.integers(0, len(r), (boot, len(r)))].mean(axis=1) for r in runs],
+                     axis=1)  # (boot, seeds): the truth's mean per seed, resampled
+    drawn = np.nanmean(tables - truth[:, None, :], axis=2)
+    a = (1 - level) / 2
+    for key, share in (("p_over", (drawn > margin).mean(axis=1)),
+                       ("p_under", (drawn < -margin).mean(axis=1))):
+        out[f"{key}_low"], out[f"{key}_high"] = (float(v) for v in
+                                                 np.quantile(share, [a, 1 - a]))
+    return out
 
 
 def _partial_rank_corr(x: np.ndarray, y: np.ndarray, z: np.ndarray,
@@ -127,6 +137,25 @@ def partial_spearman(cells: pd.DataFrame, metric: str, target: str = "abs_bias",
         out["partial_low"], out["partial_high"] = (float(v) for v in
                                                    np.quantile(draws, [a, 1 - a]))
     return out
+
+
+def welch_interval(units, shared=(), level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of ``units`` with a t-interval whose variance is the units' variance of the mean
+    plus ``shared`` terms, (variance, degrees of freedom) of errors common to every unit (a
+    reference mean all units are measured against), with Welch-Satterthwaite degrees of
+    freedom. Nan bounds with fewer than two units."""
+    units = np.asarray(units, dtype=float)
+    m = float(units.mean()) if len(units) else float("nan")
+    if len(units) < 2:
+        return m, float("nan"), float("nan")
+    terms = [(float(units.var(ddof=1)) / len(units), len(units) - 1),
+             *((v, d) for v, d in shared if v > 0 and d > 0)]
+    var = sum(v for v, _ in terms)
+    if var == 0:
+        return m, m, m
+    dof = var**2 / sum(v**2 / d for v, d in terms)
+    half = stats.t.ppf(0.5 + level / 2, dof) * np.sqrt(var)
+    return m, m - half, m + half
 
 
 def t_interval(x: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
