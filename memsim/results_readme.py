@@ -110,9 +110,13 @@ def _train_section(root: Path) -> list[str]:
                       "epochs": s["epochs"], "train examples": s["subset"],
                       "test accuracy %": 100 * s["final_test_acc"],
                       "pulses": s["pulses"], "seconds": s["seconds"]})
+    jart = s["name"].str.startswith("mlp_jart").any()
     lines = ["## 2. Device-in-the-loop training (`memsim train`)", "",
              "MNIST, 784-100-10 MLP (SGD) and 784-500-10 BNN (Adam), weights on differential "
-             "pairs. Reduced scale runs fewer epochs on a subset (see the table).", "",
+             "pairs"
+             + ("; the `mlp_jart*` runs are the JART study's 784-256-128-10 sigmoid MLP, one "
+                "device per weight (see the JART section)" if jart else "")
+             + ". Reduced scale runs fewer epochs on a subset (see the table).", "",
              markdown(t, ".4g"), "", "![training](train/accuracy.png)", ""]
     acc = dict(zip(s["name"], 100 * s["final_test_acc"], strict=True))
     if "mlp_float" in acc and "mlp_ideal" in acc:

@@ -39,8 +39,11 @@ class Trainer:
 
     Member m starts from weights drawn with seeds[m] and sees the data in the order drawn with
     seeds[m]: the same seed gives the same start and order alone or in an ensemble, so runs
-    on different devices are paired. ``device`` may be overridden (sweeps), and ``choice``
-    assigns a device model per device (ensembles of different tables).
+    on different devices are paired. The devices of all members are one population seeded by
+    seeds[0] (or ``population_seed``): a member's device draws depend on the whole ensemble, so
+    only runs of the same seed list are paired device draw for device draw. ``device`` may be
+    overridden (sweeps), and ``choice`` assigns a device model per device (ensembles of
+    different tables).
     """
 
     def __init__(self, spec: TrainSpec, data: Dataset, compute: str = "cpu",
