@@ -10,6 +10,7 @@ import torch
 from memsim.devices import registry
 from memsim.devices.base import DeviceKind
 from memsim.devices.ideal import IdealPopulation
+from memsim.errors import MemsimError
 from memsim.io.schema import Section
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
@@ -122,3 +123,19 @@ def test_a_new_kind_needs_only_its_registry_line(monkeypatch):
     check_contract("dummy")
     dev = registry.parse_device({"kind": "dummy", "levels": 20})
     assert isinstance(dev, _DummyKind) and dev.levels == 20
+
+
+def test_neurosim_labels_solve_to_curves_of_that_nonlinearity():
+    """label = 10.1 x the curve's largest gap from a line (NeuroSim's table within ~1 %):
+    every label of a device-to-device spread is solved at once, to float64 precision."""
+    import numpy as np
+
+    from memsim.devices.neurosim import _curve_deviation, nonlinearity_to_a
+
+    labels = np.array([0.01, 0.5, 2.4, 4.88, 9.0, 9.9])
+    a = nonlinearity_to_a(labels)
+    assert np.allclose(10.1 * _curve_deviation(a), labels, rtol=1e-9)
+    assert a[2] == pytest.approx(0.50, abs=0.01) and a[3] == pytest.approx(0.20, abs=0.01)
+    assert nonlinearity_to_a(np.array([0.0]))[0] == 1e9  # linear
+    with pytest.raises(MemsimError, match="beyond the NeuroSim range"):
+        nonlinearity_to_a(np.array([1.0, 10.5]))
