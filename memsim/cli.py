@@ -155,6 +155,8 @@ def fit_cmd(sources, method, bins, edges, stat, trials, folds, storage, n_points
     traces); or one device model to draw data from (a table file, an XBTorch prefix, a
     CrossSim LUT folder, a synthetic-device YAML or a preset name).
     """
+    if n_points is not None and n_points > MAX_POINTS:
+        raise MemsimError(f"--n: at most {MAX_POINTS:,} points per polarity, not {n_points:,}")
     _out_flag(out)
     from .fit import experiment as fitrun
     from .io.schema import load_yaml

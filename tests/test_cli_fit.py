@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from conftest import DATA, GONG, RAMPS, TIOX, run_cli
 
 from memsim.models.formats import read_table
@@ -23,10 +26,11 @@ def _outputs_ok(out, plots=True, truth=False):
                                          else {"heldout", "data_range"})
     scored = metrics[metrics["reference"] != "data_range"]
     assert scored[["ks", "w1"]].notna().all().all()
-    # held-out figures come from a fit that never saw those points; the exported table is
-    # fitted on every point, and sane over its whole range
+    # held-out figures come from a fit that never saw those points (and only their ramps:
+    # test_holdout_scoring_sees_exactly_the_held_out_ramps); the exported table is fitted on
+    # every point, and sane over its whole range
     held = metrics[metrics["reference"] == "heldout"]
-    assert held["out_of_sample"].all() and (held["table"] == "holdout").all()
+    assert (held["table"] == "holdout").all()
     sane = metrics[metrics["reference"] == "data_range"]
     assert (sane["support_excess"] == 0).all() and (sane["table"] == "exported").all()
     assert meta["holdout"] > 0 and meta["fitted_on"] == "all points"
@@ -67,8 +71,11 @@ def test_fit_gong_trace_warns_about_read_noise(runner, tmp_path):
                               "--out", out, "--no-plots"])
     assert result.exit_code == 0, result.output
     _, metrics = _outputs_ok(out, plots=False)
-    assert (metrics[metrics["reference"] == "heldout"]["read_noise_frac"] > 0.5).all()
-    assert "read noise" in result.stderr
+    # one up/down trace: single points are held out, so no ramp is out of sample and the
+    # read noise is estimated in sample, on the exported table
+    assert metrics[metrics["reference"] == "heldout"]["read_noise_frac"].isna().all()
+    assert (metrics[metrics["reference"] == "data_range"]["read_noise_frac"] > 0.5).all()
+    assert result.stderr.count("read noise") == 2  # once per polarity
 
 
 def test_generate_then_fit_with_truth(runner, tmp_path):
@@ -130,6 +137,94 @@ def test_holdout_keeps_whole_ramps_apart():
         tr, he = train.points[pol].device, held.points[pol].device
         assert set(tr).isdisjoint(he) and len(set(he)) >= 1
         assert 0.1 < len(he) / (len(he) + len(tr)) < 0.35
+
+
+def test_holdout_scoring_sees_exactly_the_held_out_ramps(monkeypatch):
+    """The out-of-sample rows' pulse-train and read-noise figures compare the probe table
+    with the ramps it was not fitted on: exactly those whose points were held out."""
+    from memsim.fit import experiment
+    from memsim.metrics import distances
+
+    seen = []
+    real = distances.compare_to_data
+    monkeypatch.setattr(distances, "compare_to_data",
+                        lambda model, data, **k: seen.append(data) or real(model, data, **k))
+    spec = experiment.parse_fit_spec({"source": [str(p) for p in RAMPS], "unit": "A",
+                                      "read_voltage": 0.1, "binning": {"bins": 24},
+                                      "plots": False})
+    result = experiment.run_fit(spec)
+    [held] = seen
+    for pol in ("set", "reset"):
+        traces, pts = held.traces[pol], held.points[pol]
+        all_ramps = result.full.traces[pol]
+        assert 1 <= len(traces) == len(np.unique(pts.device)) < len(all_ramps)
+        # the held-out ramps' own changes are the held-out points, no more and no fewer
+        np.testing.assert_array_equal(np.sort(np.concatenate([t[:-1] for t in traces])),
+                                      np.sort(pts.g))
+        np.testing.assert_array_equal(np.sort(np.concatenate([np.diff(t) for t in traces])),
+                                      np.sort(pts.dg))
+    rows = result.metrics[result.metrics["reference"] == "heldout"]
+    assert rows["train_mean"].notna().all() and rows["read_noise_frac"].notna().all()
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "sub/dir", "back\\slash", "..", "", "  "])
+def test_fit_spec_names_that_leave_the_output_folder_are_refused(runner, tmp_path, name):
+    spec = tmp_path / "specs" / "spec.yaml"
+    spec.parent.mkdir()
+    spec.write_text(f"source: {DATA / 'synthetic' / 'asymmetric_n1000_seed0.csv'}\n"
+                    f"name: '{name}'\nmethod: binning\nexport: xbtorch\nplots: false\n"
+                    "out: o\n")
+    result = run_cli(runner, ["fit", spec])
+    line = result.stderr.strip()
+    assert result.exit_code == 2 and "\n" not in line and "key 'name'" in line, result.output
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["spec.yaml", "specs"]
+
+
+def test_fit_refuses_more_points_than_generate_allows(runner, tmp_path):
+    from memsim.cli import MAX_POINTS
+    from memsim.fit.experiment import MAX_POINTS as SPEC_MAX
+
+    assert SPEC_MAX == MAX_POINTS  # one bound for both commands
+    result = run_cli(runner, ["fit", "softbounds", "--n", str(MAX_POINTS + 1), "--out",
+                              tmp_path / "o"])
+    assert result.exit_code == 2 and "--n: at most 100,000,000" in result.stderr
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"source: softbounds\nn: {10**12}\nout: o\n")
+    result = run_cli(runner, ["fit", spec])
+    line = result.stderr.strip()
+    assert result.exit_code == 2 and "\n" not in line and "key 'n'" in line, result.output
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("given", ["spec", "flag"])
+def test_sqlite_storage_is_recorded_relative_to_the_output(runner, tmp_path, monkeypatch,
+                                                            given):
+    """A study kept in SQLite is found again from the output's spec.yaml, wherever the
+    results tree is moved: the URL keeps its prefix and its file is relative to the output."""
+    from memsim.fit.experiment import load_fit_spec
+
+    csv = DATA / "synthetic" / "softbounds_n1000_seed0.csv"
+    work = tmp_path / "work"
+    (work / "db").mkdir(parents=True)
+    monkeypatch.chdir(work)  # a flag's relative file: where the command runs
+    if given == "spec":
+        spec = work / "spec.yaml"
+        spec.write_text(f"source: {csv}\nmethod: optuna\n"
+                        "optuna: {trials: 2, folds: 2, storage: 'sqlite:///db/study.db'}\n"
+                        "plots: false\nout: ../o\n")
+        args = ["fit", spec]
+    else:
+        args = ["fit", csv, "--method", "optuna", "--trials", "2", "--folds", "2",
+                "--storage", "sqlite:///db/study.db", "--no-plots", "--out", "../o"]
+    assert run_cli(runner, args).exit_code == 0
+    study = work / "db" / "study.db"
+    assert study.exists()
+    written = yaml.safe_load((tmp_path / "o" / "spec.yaml").read_text())["optuna"]["storage"]
+    assert written == "sqlite:///../work/db/study.db"
+    monkeypatch.chdir(tmp_path.parent)  # read back from elsewhere: relative to spec.yaml
+    back = load_fit_spec(tmp_path / "o" / "spec.yaml").methods["optuna"].settings.storage
+    assert back.startswith("sqlite:///")
+    assert Path(back.removeprefix("sqlite:///")).resolve() == study.resolve()
 
 
 def test_rerun_into_the_same_folder_leaves_no_stale_outputs(runner, tmp_path):

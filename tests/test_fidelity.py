@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import ROOT, run_cli
 
 from memsim.fit import fidelity
@@ -24,8 +25,23 @@ def test_fidelity_runs_summarises_and_writes(tmp_path):
     np.testing.assert_allclose(plain.ratio, 1.0)
     again = summary[summary.method == "plain-again"]  # the same fit: the same figures
     np.testing.assert_allclose(again.ratio, 1.0)
-    smooth = summary[summary.method == "smooth"]
-    assert (smooth.ratio_min <= smooth.ratio).all() and (smooth.ratio <= smooth.ratio_max).all()
+    # the summary's ratios, recomputed by hand from the runs: per seed, the mean of the
+    # polarities' W1 over the plain binning's of the same points; overall, the ratio of the
+    # seeds' means
+    smooth = summary[summary.method == "smooth"].set_index("n")
+    for n in (300, 1000):
+        def w1(method, seed, n=n):
+            rows = runs[(runs.n == n) & (runs.method == method) & (runs.seed == seed)]
+            assert len(rows) == 2  # one per polarity
+            return rows.w1_rel.mean()
+
+        per_seed = [w1("smooth", s) / w1(fidelity.PLAIN, s) for s in range(2)]
+        assert per_seed[0] != pytest.approx(per_seed[1])  # min and max are told apart
+        assert smooth.ratio_min[n] == pytest.approx(min(per_seed), rel=1e-12)
+        assert smooth.ratio_max[n] == pytest.approx(max(per_seed), rel=1e-12)
+        overall = (w1("smooth", 0) + w1("smooth", 1)) / (w1(fidelity.PLAIN, 0) +
+                                                         w1(fidelity.PLAIN, 1))
+        assert smooth.ratio[n] == pytest.approx(overall, rel=1e-12)
     # more points, closer to the truth
     w1 = plain.set_index("n")["w1_rel"]
     assert w1[1000] < w1[300]

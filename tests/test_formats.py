@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import ENODE, TIOX, XBSYN
+from conftest import ENODE, TIOX, XBSYN, run_cli
 
 from memsim.errors import MemsimError
 from memsim.fit.binning import fit_binning
@@ -183,3 +183,56 @@ def test_bad_table_files(tmp_path):
         (tmp_path / "lut" / name).write_bytes(b"\xff\xfe\x81 not text")
     with pytest.raises(MemsimError, match="cannot read file"):
         load_model(tmp_path / "lut")
+
+
+def test_reversed_crosssim_lut_reads_as_the_same_distribution(fitted, tmp_path):
+    """CrossSim draws a column's values at uniform random CDF points, so their order does
+    not matter: a LUT with its CDF rows reversed is the same device, not point masses (and
+    measured LUTs whose columns dip, as shipped TaOx devices' do, are their values sorted)."""
+    table = fitted[("width", "empirical")]
+    write_crosssim(table, tmp_path / "lut", q=table.tables["set"].q)
+    (tmp_path / "rev").mkdir()
+    for name in ("dG_increasing.txt", "dG_decreasing.txt"):
+        lines = (tmp_path / "lut" / name).read_text().splitlines()
+        (tmp_path / "rev" / name).write_text("\n".join(lines[:3] + lines[:2:-1]) + "\n")
+    _same_tables(read_crosssim(tmp_path / "lut"), read_crosssim(tmp_path / "rev"))
+
+
+def _good_doc(fitted, tmp_path):
+    write_table(fitted[("width", "empirical")], tmp_path / "t.json")
+    return json.loads((tmp_path / "t.json").read_text())
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("decreasing", "reset row 3: quantile row decreases"),
+    ("nan_edge", "set: bin edges hold NaN or inf"),
+    ("inf_g_max", "conductance range [")])
+def test_bad_json_tables_fail_in_one_line(fitted, tmp_path, runner, case, expected):
+    """A table as the truth of `memsim fit`: a row that falls, a NaN edge or an infinite
+    range is one line naming the file (JSON allows NaN and Infinity), nothing written."""
+    doc = _good_doc(fitted, tmp_path)
+    if case == "decreasing":
+        doc["reset"]["quantiles"][2] = doc["reset"]["quantiles"][2][::-1]
+    elif case == "nan_edge":
+        doc["set"]["edges"][3] = float("nan")
+    else:
+        doc["g_max"] = float("inf")
+    path = tmp_path / f"{case}.json"
+    path.write_text(json.dumps(doc))  # writes NaN / Infinity, as the reviewer's files hold
+    result = run_cli(runner, ["fit", path, "--n", "200", "--bins", "4", "--out",
+                              tmp_path / "o", "--no-plots"])
+    line = result.stderr.strip()
+    assert result.exit_code == 2 and "\n" not in line, result.output
+    assert str(path) in line and expected in line, line
+    assert not (tmp_path / "o").exists()
+
+
+def test_non_finite_levels_are_refused_naming_the_file(tmp_path):
+    prefix = tmp_path / "lv"
+    for pol in ("set", "reset"):
+        np.savetxt(f"{prefix}_{pol}_axis_level_G.txt", [1.0, np.nan, 3.0])
+        np.savetxt(f"{prefix}_{pol}_axis_level_dG.txt", np.linspace(-1, 1, 4))
+        np.savetxt(f"{prefix}_{pol}_cdf.txt", np.tile([0.1, 0.4, 0.6, 1.0], (3, 1)))
+    with pytest.raises(MemsimError, match="conductance levels hold NaN or inf") as err:
+        read_xbtorch(prefix)
+    assert err.value.file == f"{prefix}_set_cdf.txt"

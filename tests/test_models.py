@@ -12,6 +12,7 @@ from memsim.devices.ideal import IdealPopulation
 from memsim.devices.population import Workspace
 from memsim.devices.registry import population_for
 from memsim.devices.table import TablePopulation, TableStack
+from memsim.errors import MemsimError
 from memsim.fit.binning import bin_edges, fit_bins
 from memsim.models import ConditionalTable, JumpTable
 from memsim.models.resolve import load_model
@@ -176,3 +177,28 @@ def test_split_policy_moves_both_devices_of_a_pair():
     moved = (syn.pop.g.view(2, -1) != start).double().mean(dim=1)
     assert moved[0] > 0.9 and moved[1] > 0.9  # G+ up (SET) and G- down (RESET) alike
     assert float(syn.flat.mean()) == pytest.approx(0.08, rel=0.05)  # unbiased rounding
+
+
+def test_tables_refuse_decreasing_rows_but_flatten_rounding_noise():
+    rows = np.tile(np.linspace(-1.0, 1.0, 9), (3, 1))
+    rows[1] = rows[1, ::-1]  # a reversed row: no longer made a point mass at its first value
+    with pytest.raises(MemsimError, match="quantile row decreases") as err:
+        ConditionalTable([0.0, 1.0, 2.0, 3.0], "quantile", quantiles=rows)
+    assert err.value.where == "row 2"
+    noisy = np.tile(np.linspace(-1.0, 1.0, 9), (3, 1))
+    noisy[2, 5] = noisy[2, 4] - 1e-13  # float noise below ROW_RTOL of the row's scale
+    table = ConditionalTable([0.0, 1.0, 2.0, 3.0], "quantile", quantiles=noisy)
+    assert np.all(np.diff(table.quantiles, axis=1) >= 0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_tables_refuse_non_finite_edges_and_ranges(bad):
+    rows = np.tile(np.linspace(-1.0, 1.0, 5), (2, 1))
+    with pytest.raises(MemsimError, match="bin edges hold NaN or inf"):
+        ConditionalTable([-bad, 1.0, 2.0], "quantile", quantiles=rows)
+    with pytest.raises(MemsimError, match="bin edges hold NaN or inf"):
+        ConditionalTable([0.0, 1.0, bad], "gaussian", means=[0, 0], stds=[1, 1])
+    table = ConditionalTable([0.0, 1.0, 2.0], "quantile", quantiles=rows)
+    for g_min, g_max in ((0.0, bad), (-bad, 2.0)):
+        with pytest.raises(MemsimError, match="not finite"):
+            JumpTable({"set": table, "reset": table}, g_min, g_max)

@@ -43,6 +43,7 @@ from ..io.paths import portable
 from ..io.schema import Section, load_yaml
 from ..io.storage import save_figure, write_csv, write_text
 from ..metrics import distances as metrics
+from ..metrics.pulse_trains import read_noise_fraction
 from ..models import formats
 from ..models.base import DeviceModel
 from ..models.resolve import load_model, ref_name, resolve_ref
@@ -54,6 +55,7 @@ from .registry import METHODS
 from .sanity import table_sanity
 
 EXPORTS = ("xbtorch", "crosssim")
+MAX_POINTS = 10**8  # per polarity, as `memsim generate` (cli.MAX_POINTS): more exhaust memory
 MANAGED = ("table.json", "metrics.csv", "search.csv", "spec.yaml", "fit.png", "table.png",
            "pulse_train.png", "xbtorch", "crosssim")  # what write_outputs owns in a folder
 
@@ -101,8 +103,11 @@ def parse_fit_spec(data: dict, file=None) -> FitSpec:
     if not sources or not all(isinstance(s, str) for s in sources):
         raise sec.error("source", "must be a path or a list of paths")
     spec = FitSpec(source=[resolve_ref(s, base) for s in sources])
-    spec.name = sec.take("name", str, default_name(sources) if file is None else Path(file).stem)
-    spec.n = sec.take("n", int, spec.n, check=lambda v: v > 0, check_msg="must be positive")
+    spec.name = sec.take("name", str, default_name(sources) if file is None else Path(file).stem,
+                         check=_plain_name,
+                         check_msg="must be a plain file name: not empty, without /, \\ or ..")
+    spec.n = sec.take("n", int, spec.n, check=lambda v: 0 < v <= MAX_POINTS,
+                      check_msg=f"must be between 1 and {MAX_POINTS:,} points per polarity")
     truth = sec.take("truth", str, None)
     spec.truth = None if truth is None else resolve_ref(truth, base)
     spec.unit = sec.take("unit", str, spec.unit, choices=INPUT_UNITS)
@@ -136,6 +141,12 @@ def parse_fit_spec(data: dict, file=None) -> FitSpec:
     spec.plots = sec.take("plots", bool, True)
     sec.done()
     return spec
+
+
+def _plain_name(name: str) -> bool:
+    """Whether ``name`` can name files inside the output folder (an XBTorch export's prefix)
+    without leaving it."""
+    return bool(name.strip()) and not any(part in name for part in ("/", "\\", ".."))
 
 
 def default_name(sources: list[str]) -> str:
@@ -179,10 +190,29 @@ def load_source(spec: FitSpec) -> tuple[PulseData, DeviceModel | None]:
     return sample_points(model, spec.n, spec.seed), model
 
 
+def _trace_devices(pts, traces: list[np.ndarray]) -> np.ndarray:
+    """The device label of each measured ramp: the label whose points are that ramp's
+    (readings before each pulse, differences); -1 for a ramp no labelled device matches."""
+    if pts.device is None or not traces:
+        return np.full(len(traces), -1)
+    order = np.argsort(pts.device, kind="stable")  # keeps each device's points in ramp order
+    labels, starts = np.unique(pts.device[order], return_index=True)
+    by_points: dict[bytes, list[int]] = {}
+    for label, g, dg in zip(labels, np.split(pts.g[order], starts[1:]),
+                            np.split(pts.dg[order], starts[1:]), strict=True):
+        by_points.setdefault(g.tobytes() + dg.tobytes(), []).append(int(label))
+    # identical ramps (the same readings twice) take their labels in order
+    return np.array([(by_points.get(t[:-1].tobytes() + np.diff(t).tobytes()) or [-1]).pop(0)
+                     for t in traces])
+
+
 def split_holdout(data: PulseData, fraction: float, seed: int) -> tuple[PulseData, PulseData]:
     """Hold out ``fraction`` of the points of each polarity: whole ramps (devices) when there
-    are at least five, since the changes along one ramp are correlated; else single points."""
+    are at least five, since the changes along one ramp are correlated; else single points.
+    Each part keeps the measured ramps whose devices it holds whole (with single points held
+    out, no ramp is out of sample: the held-out part has none)."""
     train, held = {}, {}
+    train_traces, held_traces = {}, {}
     for i, pol in enumerate(POLARITIES):
         pts = data.points[pol]
         rng = seeds.rng(seed, "holdout", i)
@@ -194,10 +224,18 @@ def split_holdout(data: PulseData, fraction: float, seed: int) -> tuple[PulseDat
             mask = np.isin(pts.device, take)
             held[pol], train[pol] = pts.take(np.flatnonzero(mask)), pts.take(
                 np.flatnonzero(~mask))
+            traces = data.traces[pol]
+            owner = _trace_devices(pts, traces)
+            held_traces[pol] = [t for t, d in zip(traces, owner, strict=True) if d in take]
+            train_traces[pol] = [t for t, d in zip(traces, owner, strict=True)
+                                 if d >= 0 and d not in take]
             continue
         perm = rng.permutation(len(pts))
         held[pol], train[pol] = pts.take(perm[:n_held]), pts.take(perm[n_held:])
-    return data.with_points(train), data.with_points(held)
+    train_data, held_data = data.with_points(train), data.with_points(held)
+    train_data.traces.update(train_traces)
+    held_data.traces.update(held_traces)
+    return train_data, held_data
 
 
 def validate(spec: FitSpec, data: PulseData) -> None:
@@ -227,7 +265,6 @@ def run_fit(spec: FitSpec) -> FitResult:
     rows = []
     if held is not None and held.n() > 0:  # evaluate the procedure on points it never saw
         probe = spec.fitter.fit(train, seed=spec.seed, g_range=g_range).table
-        held.traces = data.traces  # ramps are compared whole
         rows += [{"reference": "heldout", "table": "holdout", "out_of_sample": True, **r}
                  for r in metrics.compare_to_data(probe, held, seed=spec.seed)]
     fitted = spec.fitter.fit(data, seed=spec.seed, g_range=g_range)  # the table to export
@@ -235,8 +272,13 @@ def run_fit(spec: FitSpec) -> FitResult:
     table.metadata.update({"name": spec.name, "source": list(spec.source),
                            "source_sha256": data.sha256(), "holdout": spec.holdout,
                            "fitted_on": "all points", "seed": spec.seed})
+    sane = table_sanity(table, data)
+    for row in sane:  # in sample, as with single points held out no ramp is out of sample
+        if data.traces[row["polarity"]]:
+            row["read_noise_frac"] = read_noise_fraction(table, row["polarity"],
+                                                         data.traces[row["polarity"]])
     rows += [{"reference": "data_range", "table": "exported", "out_of_sample": False, **r}
-             for r in table_sanity(table, data)]
+             for r in sane]
     if truth is not None:
         rows += [{"reference": "truth", "table": "exported", "out_of_sample": True, **r}
                  for r in metrics.compare_models(table, truth, seed=spec.seed)]
@@ -256,8 +298,9 @@ def warnings_for(result: FitResult) -> list[str]:
                    f"resistive memory shows ({PLAUSIBLE_G[0]:g}–{PLAUSIBLE_G[1]:g} S): is the "
                    "unit of the data (--unit) right?")
     frame = result.metrics
-    if "read_noise_frac" in frame:
-        for _, row in frame.dropna(subset=["read_noise_frac"]).iterrows():
+    if "read_noise_frac" in frame:  # once per polarity: hold-out and exported rows both have it
+        for _, row in (frame.dropna(subset=["read_noise_frac"])
+                       .drop_duplicates("polarity").iterrows()):
             if row["read_noise_frac"] > 0.3:
                 out.append(f"about {row['read_noise_frac']:.0%} of the {row['polarity']} ramps' "
                            "dG variance looks like read noise (consecutive changes are "

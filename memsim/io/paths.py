@@ -14,15 +14,25 @@ def _looks_like_path(value: str) -> bool:
     return Path(value).is_absolute() or os.sep in value or Path(value).exists()
 
 
+SQLITE = "sqlite:///"  # an SQLite URL: the path after it is a file, relative or absolute
+
+
+def _relative(path: str, relto: str | Path | None) -> str:
+    base = Path(relto).absolute() if relto is not None else Path.cwd()
+    return os.path.relpath(Path(path).absolute(), base)
+
+
 def portable(value, relto: str | Path | None):
-    """``value`` (a path, a list of paths, or None) relative to ``relto``; absolute paths
-    without ``relto`` become relative to the working directory."""
+    """``value`` (a path, a list of paths, an ``sqlite:///PATH`` URL, or None) relative to
+    ``relto``; absolute paths without ``relto`` become relative to the working directory."""
     if value is None:
         return None
     if isinstance(value, (list, tuple)):
         return [portable(v, relto) for v in value]
     text = str(value)
+    file = text.removeprefix(SQLITE)
+    if file != text:  # the URL's file, made or not yet (the first path part holds a ':')
+        return text if file in ("", ":memory:") else SQLITE + _relative(file, relto)
     if not _looks_like_path(text):
         return text
-    base = Path(relto).absolute() if relto is not None else Path.cwd()
-    return os.path.relpath(Path(text).absolute(), base)
+    return _relative(text, relto)

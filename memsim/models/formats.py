@@ -82,7 +82,7 @@ def table_from_document(doc, source: str | Path = "table") -> JumpTable:
     try:
         unit = doc.get("unit", units.SIEMENS)
         scale = units.factor(unit)  # memsim writes siemens; other units are scaled to S
-        tables = {pol: ConditionalTable.from_dict(doc[pol]).scaled(scale) for pol in POLARITIES}
+        tables = {pol: _polarity_table(doc[pol], pol).scaled(scale) for pol in POLARITIES}
         internal = units.ARBITRARY if unit in ("norm", units.ARBITRARY) else units.SIEMENS
         return JumpTable(tables, float(doc["g_min"]) * scale, float(doc["g_max"]) * scale,
                          internal, doc.get("metadata", {}), name=path.stem)
@@ -94,10 +94,20 @@ def table_from_document(doc, source: str | Path = "table") -> JumpTable:
         raise MemsimError(f"malformed table ({exc})", path) from None
 
 
+def _polarity_table(d, pol: str) -> ConditionalTable:
+    """One polarity's table of a document; its problems are placed in that polarity."""
+    try:
+        return ConditionalTable.from_dict(d)
+    except MemsimError as err:
+        raise MemsimError(err.problem, None, " ".join(filter(None, (pol, err.where)))) from None
+
+
 # ------------------------------------------------------------------ level formats
 
 
 def _levels_to_edges(levels: np.ndarray, file) -> np.ndarray:
+    if not np.all(np.isfinite(levels)):
+        raise MemsimError("conductance levels hold NaN or inf", file)
     if levels.ndim != 1 or len(levels) < 2 or np.any(np.diff(levels) <= 0):
         raise MemsimError("conductance levels must be strictly increasing (at least 2)", file)
     return np.concatenate([[levels[0]], (levels[1:] + levels[:-1]) / 2, [levels[-1]]])
@@ -150,8 +160,8 @@ def _table_from_cdf(levels, x, cdf, file, q=IMPORT_Q) -> ConditionalTable:
     if cdf.shape != (len(levels), len(x)):
         raise MemsimError(f"CDF matrix is {cdf.shape[0]}x{cdf.shape[1]}, expected "
                           f"{len(levels)} G levels x {len(x)} dG levels", file)
-    if np.any(np.diff(x) <= 0):
-        raise MemsimError("dG levels must be strictly increasing", file)
+    if not np.all(np.isfinite(x)) or np.any(np.diff(x) <= 0):
+        raise MemsimError("dG levels must be finite and strictly increasing", file)
     if not np.all(np.isfinite(cdf)) or cdf.min() < -1e-9 or cdf.max() > 1 + 1e-9:
         raise MemsimError("CDF values must be finite and within [0, 1]", file)
     if np.any(np.diff(cdf, axis=1) < -1e-9):
@@ -293,9 +303,15 @@ def read_crosssim(path: str | Path, unit: str = "S") -> JumpTable:
         if mat.shape != (len(probs), len(levels)):
             raise MemsimError(f"dG matrix is {mat.shape[0]}x{mat.shape[1]}, expected "
                               f"{len(probs)} CDF points x {len(levels)} G levels", file)
-        if np.any(np.diff(probs) < 0) or probs[0] < 0 or probs[-1] > 1:
+        if not (np.all(np.diff(probs) >= 0) and probs[0] >= 0 and probs[-1] <= 1):  # NaN too
             raise MemsimError("CDF points must increase within [0, 1]", file, "line 3")
-        rows = mat.T  # one quantile function per G level
+        if not np.all(np.isfinite(mat)):
+            raise MemsimError("dG matrix holds NaN or inf", file)
+        # one quantile function per G level. CrossSim draws a column's values at uniform
+        # random CDF points, so their order carries no information: measured LUTs whose
+        # columns dip (crosssim_taox 1, 22, 35, 41) or a reversed LUT are the distribution of
+        # their values, sorted (a running maximum would flatten them into point masses)
+        rows = np.sort(mat.T, axis=1)
         uniform = len(probs) > 1 and np.allclose(probs, np.linspace(0, 1, len(probs)),
                                                  atol=1e-12)
         if not uniform:
@@ -309,7 +325,7 @@ def read_crosssim(path: str | Path, unit: str = "S") -> JumpTable:
 
 def _resample_quantiles(probs, rows, grid) -> np.ndarray:
     """Quantile rows given at ``probs`` (linear between), evaluated on ``grid``; ends held."""
-    return np.stack([np.interp(grid, probs, r) for r in np.maximum.accumulate(rows, axis=1)])
+    return np.stack([np.interp(grid, probs, r) for r in rows])
 
 
 def write_crosssim(model: DeviceModel, folder: str | Path, q: int = 256) -> list[Path]:

@@ -51,6 +51,11 @@ def quantile_rows_each(rows: np.ndarray, p: np.ndarray) -> np.ndarray:
     return lo + frac * (hi - lo)
 
 
+# a quantile row may fall by this fraction of its largest |value| (rounding noise, flattened
+# away); more is a reversed or corrupt row, refused rather than silently made point masses
+ROW_RTOL = 1e-9
+
+
 @dataclass
 class ConditionalTable:
     """The dG distribution of one polarity: bins over G, a distribution per bin."""
@@ -66,6 +71,8 @@ class ConditionalTable:
         self.edges = np.asarray(self.edges, dtype=float)
         if self.edges.ndim != 1 or len(self.edges) < 2 or np.any(np.diff(self.edges) <= 0):
             raise MemsimError("bin edges must be a strictly increasing list of >= 2 values")
+        if not np.all(np.isfinite(self.edges)):  # NaN passes the comparison above
+            raise MemsimError("bin edges hold NaN or inf")
         k = len(self.edges) - 1
         if self.kind == "quantile":
             self.quantiles = np.asarray(self.quantiles, dtype=float)
@@ -75,6 +82,11 @@ class ConditionalTable:
                 raise MemsimError("quantile rows need at least 2 values (p = 0 and p = 1)")
             if not np.all(np.isfinite(self.quantiles)):
                 raise MemsimError("quantile table holds NaN or inf")
+            scale = np.max(np.abs(self.quantiles), axis=1, keepdims=True)
+            falls = np.any(np.diff(self.quantiles, axis=1) < -ROW_RTOL * scale, axis=1)
+            if falls.any():
+                raise MemsimError("quantile row decreases (dG must not fall as p grows)",
+                                  where=f"row {int(np.argmax(falls)) + 1}")
             self.quantiles = np.maximum.accumulate(self.quantiles, axis=1)
             mean, std = _quantile_moments(self.quantiles)
             self.means, self.stds = mean, std
@@ -203,6 +215,9 @@ class JumpTable(DeviceModel):
     name: str = "jump table"
 
     def __post_init__(self) -> None:
+        if not (np.isfinite(self.g_min) and np.isfinite(self.g_max)):
+            raise MemsimError(f"conductance range [{self.g_min:g}, {self.g_max:g}] is not "
+                              "finite")
         if not self.g_max > self.g_min:
             raise MemsimError(f"conductance range [{self.g_min:g}, {self.g_max:g}] is empty")
         for pol in POLARITIES:
