@@ -131,7 +131,8 @@ def bench_infer(weights: int = 1 << 20, draws: int = 4, fmt: str = "float32",
     from .io.schema import Section
     from .states import parse_lut
 
-    lut = parse_lut(Section({"source": "levy", "levels": [0, 31]}, None), None)
+    lut = parse_lut(Section({"source": "levy", "levels": [0, 31], "file": shipped(
+        "device_data/levy_multilevel/techC_relaxdata.min.tsv.gz")}, None), None)
     coding = FloatBits(Section({"format": fmt}, None))
     w = torch.randn(weights, generator=torch.Generator().manual_seed(0)).to(device) * 0.1
     sampler = lut.sampler("empirical", device=device)

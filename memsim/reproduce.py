@@ -37,11 +37,30 @@ def run_fits(specs: list[Path], log) -> list[Path]:
     return outs
 
 
-def run_trainings(specs: list[Path], over: dict, log) -> pd.DataFrame:
+STAGES = ("fits", "fidelity", "trainings", "grids", "sweeps", "ablations", "inferences")
+
+
+def check_plan(plan: dict, file) -> None:
+    """The plan's shape, before any work: every stage a mapping, its specs a list of files."""
+    from .io.schema import Section
+
+    sec = Section(plan, file)
+    for key in STAGES:
+        stage = sec.sub(key, {})
+        for name in ("specs", "kept"):
+            if stage.has(name) and not all(isinstance(v, str) for v in stage.take(name, list)):
+                raise stage.error(name, "must be a list of spec files")
+    sec.taken.update(STAGES)
+    sec.done()
+
+
+def run_trainings(specs: list[Path], over: dict, log) -> pd.DataFrame | None:
     """``over``: overrides for every spec, plus per-file ones under the spec's file name."""
     from .train import spec as train_spec
     from .train import trainer
 
+    if not specs:  # a plan without trainings
+        return None
     common = {k: v for k, v in over.items() if not k.endswith((".yaml", ".yml"))}
     summaries, histories = [], []
     for path in specs:
@@ -194,6 +213,7 @@ def main(argv=None) -> int:
     try:
         plan = load_yaml(args.plan)
         base = Path(args.plan).parent
+        check_plan(plan, args.plan)
         stage = lambda key: [base / s for s in plan.get(key, {}).get("specs", [])]  # noqa: E731
         reduced = args.scale == "reduced"
         run_fits(stage("fits"), log)

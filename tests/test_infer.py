@@ -14,6 +14,7 @@ from conftest import DATA, DEVICES
 from memsim.cli import main
 from memsim.errors import MemsimError
 from memsim.infer.codings import CODINGS, FORMATS, from_bits, to_bits
+from memsim.infer.spec import parse_infer_spec
 from memsim.io.schema import Section
 from memsim.states import StateLUT, best_threshold, empirical_ber, parse_lut, read_state_csv
 
@@ -253,12 +254,26 @@ def test_infer_cli_writes_its_tables_and_zero_scale_is_the_float_network(tmp_pat
     assert (noisy["relative_error"] > 0).all()
     assert (tmp_path / "o" / "ber_by_bit.csv").exists()
     assert str(tmp_path) not in (tmp_path / "o" / "inference.md").read_text()
+    # the spec written beside the results holds no machine path and reruns from there
+    written = tmp_path / "o" / "infer_spec.yaml"
+    assert str(tmp_path) not in written.read_text()
+    again = parse_infer_spec(yaml.safe_load(written.read_text()), written)
+    assert again.luts[0].lut.data.equals(parse_infer_spec(
+        yaml.safe_load(spec.read_text()), spec).luts[0].lut.data)
+    # a rerun without bit codings leaves no bit table of the earlier run behind
+    analog = tiny_spec(tmp_path, state_csv(tmp_path), codings=[{"coding": "analog"}])
+    spec.write_text(yaml.safe_dump(analog))
+    res = CliRunner().invoke(main, ["infer", str(spec), "--seeds", "2", "--no-plots"])
+    assert res.exit_code == 0, res.output
+    assert not (tmp_path / "o" / "ber_by_bit.csv").exists()
 
 
 @pytest.mark.parametrize("change,problem", [
     ({"codings": [{"coding": "quantum"}]}, "unknown coding 'quantum'"),
     ({"codings": [{"coding": "multilevel", "bits_per_cell": 3}]}, "needs a LUT of 8 states"),
     ({"scales": [-1]}, "non-negative"),
+    ({"scales": [0, 4, 4]}, "repeats a value"),
+    ({"seeds": [0, 0]}, "repeats a seed"),
     ({"layers": ["conv9"]}, "unknown layer 'conv9'"),
     ({"luts": [{"source": "levy", "levels": [0, 40]}]}, "levels"),
     ({"codings": [{"coding": "float_bits", "format": "float8"}]}, "format"),
@@ -295,3 +310,27 @@ def test_states_must_name_logic_1_as_the_higher_state():
     assert take_states(Section({"states": [0, 2]}, "s.yaml")) == [0, 2]
     with pytest.raises(MemsimError, match="key 'states': logic 1 must be the higher state"):
         take_states(Section({"states": [1, 0]}, "s.yaml"))
+
+
+def test_noisy_draws_are_scored_by_their_own_forward_pass():
+    """Each draw's accuracy and layer error are those of its own weights: batched over draws,
+    they equal a plain forward pass of each draw's network (an untrained LeNet on random
+    images, so predictions move when weights do)."""
+    from memsim.infer.network import accuracy, init_lenet
+    from memsim.infer.run import Evaluator
+
+    gen = torch.Generator().manual_seed(0)
+    params = {**init_lenet(gen)}
+    params["conv1.bias"] = torch.zeros_like(params["conv1.bias"])  # error of -w: exactly 2
+    x = torch.rand(300, 1, 28, 28, generator=gen)
+    y = torch.randint(0, 10, (300,), generator=gen)
+    ev = Evaluator(params, x, y, "conv1", "cpu")
+    w = params["conv1.weight"]
+    coded = {"conv1.weight": torch.stack([w, w + 0.3 * torch.randn(w.shape, generator=gen),
+                                          -w])}
+    err, acc = ev.measure(coded)
+    for d in range(3):
+        own = accuracy({**params, "conv1.weight": coded["conv1.weight"][d]}, x, y)
+        assert acc[d] == pytest.approx(own, abs=1e-12)
+    assert err[0] == 0 and err[1] > 0
+    assert err[2] == pytest.approx(2.0, rel=1e-6)  # -w: the output error is 2 w x, twice w x

@@ -210,3 +210,19 @@ def test_benchmarks_find_the_shipped_data_from_any_folder(tmp_path, monkeypatch)
     assert Path(shipped(ref)).is_file()
     (tmp_path / "mine.txt").write_text("")
     assert shipped("mine.txt") == "mine.txt"  # the user's own file, as given
+    from memsim.bench import bench_infer
+
+    assert bench_infer(weights=1024, draws=1)  # its measured LUT found from here too
+
+
+def test_a_reproduce_plan_of_the_wrong_shape_is_refused_before_any_work(tmp_path):
+    from memsim.reproduce import check_plan, run_trainings
+
+    check_plan(load_yaml(SPECS / "reproduce.yaml"), SPECS / "reproduce.yaml")
+    with pytest.raises(MemsimError, match="key 'fits': must be a mapping"):
+        check_plan({"fits": ["a.yaml"]}, "plan.yaml")
+    with pytest.raises(MemsimError, match="key 'sweeps.specs': must be a list of spec files"):
+        check_plan({"sweeps": {"specs": [{"a": 1}]}}, "plan.yaml")
+    with pytest.raises(MemsimError, match="unknown key"):
+        check_plan({"trainigs": {}}, "plan.yaml")
+    assert run_trainings([], {}, print) is None  # a plan without trainings

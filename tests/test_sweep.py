@@ -99,6 +99,7 @@ def test_table_truth_and_flags(runner, tmp_path):
 @pytest.mark.parametrize("change, expected", [
     ({"methods": [{"method": "kriging"}]}, "key 'methods[0].method': must be one of"),
     ({"n": []}, "key 'n': must not be empty"),
+    ({"n": [60, 60]}, "key 'n': repeats a value"),
     ({"n": [5]}, "n = 5 is too small for method 'bin6'"),
     ({"truths": ["no/such/table.json"]}, "truth 'table': "),
     ({"methods": [{"method": "binning"}, {"method": "binning"}]}, "must be unique"),
@@ -228,3 +229,12 @@ def test_reproduce_keeps_a_long_sweep_only_while_its_spec_is_unchanged(tmp_path,
     (outs[0] / "bias.csv").unlink()
     _, kept = reproduce.kept_sweeps([path], over, print)
     assert len(ran) == 3 and kept == []  # no finished report: rerun
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    # a changed spec stopped midway leaves no report of the old spec beside its own
+    monkeypatch.setattr(sweep_run, "run_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce.kept_sweeps([path], {"long.yaml": {"n": [90]}}, print)
+    assert not (outs[0] / "bias.csv").exists()

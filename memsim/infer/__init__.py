@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from ..io.paths import portable
 from ..io.storage import write_text
 from .codings import CODINGS, Coding
 from .report import write_report
@@ -24,8 +25,23 @@ def run_inference(spec: InferSpec, device="cpu", log=print, plots: bool = True,
     draws, bits, float_accuracy = run_cells(spec, device, log)
     write_report(out, spec, draws, bits, float_accuracy, plots)
     if raw is not None:
-        write_text(out / "infer_spec.yaml", yaml.safe_dump(raw, sort_keys=False))
+        write_text(out / "infer_spec.yaml",
+                   yaml.safe_dump(_rerunnable(raw, spec, out), sort_keys=False))
     return out
+
+
+def _rerunnable(raw: dict, spec: InferSpec, out: Path) -> dict:
+    """The spec as given, its files made relative to ``out`` (where it is written): it reruns
+    from there and holds no absolute machine path."""
+    base = Path(spec.file).parent if spec.file else Path.cwd()
+    doc = dict(raw)
+    if isinstance(doc.get("luts"), list):
+        doc["luts"] = [{**lut, "file": portable(str(base / lut["file"]), out)}
+                       if isinstance(lut, dict) and isinstance(lut.get("file"), str) else lut
+                       for lut in doc["luts"]]
+    if "out" in doc:
+        doc["out"] = "."
+    return doc
 
 
 __all__ = ["CODINGS", "Coding", "InferSpec", "parse_infer_spec", "run_inference"]

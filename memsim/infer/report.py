@@ -168,6 +168,14 @@ def write_report(out: Path, spec, draws: pd.DataFrame, bits: pd.DataFrame,
     write_csv(out / "draws.csv", draws)
     write_csv(out / "inference.csv", table)
     write_csv(out / "lut_states.csv", states)
+    # what this run does not make must not survive from an earlier run into the same folder
+    stale = [] if len(bits) else ["ber_by_bit.csv", "ber_by_bit.png"]
+    if not plots:
+        stale += ["relative_error_vs_scale.png", "accuracy_vs_scale.png", "accuracy_vs_time.png"]
+    elif table.groupby(["lut", "coding"])["time"].nunique().max() <= 1:
+        stale.append("accuracy_vs_time.png")
+    for name in stale:
+        (out / name).unlink(missing_ok=True)
     if len(bits):
         write_csv(out / "ber_by_bit.csv", bits)
     net = spec.network

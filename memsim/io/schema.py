@@ -132,7 +132,8 @@ class Section:
         raise self.error(key, f"must be {_type_name(types)}, not {value!r}")
 
     def number_list(self, key: str, default: Any = REQUIRED, *, integer: bool = False,
-                    positive: bool = False, nonempty: bool = True) -> list:
+                    positive: bool = False, nonempty: bool = True, unique: bool = False
+                    ) -> list:
         value = self.take(key, (list, int, float), default)
         if value is default and default is not REQUIRED:
             return value
@@ -148,6 +149,8 @@ class Section:
                 raise self.error(key, f"values must be positive, found {v!r}")
         if nonempty and not items:
             raise self.error(key, "must not be empty")
+        if unique and len(set(items)) != len(items):  # a repeat would count one run twice
+            raise self.error(key, f"repeats a value: {items}")
         return list(items)
 
     def out_dir(self, base: str | Path | None, key: str = "out") -> str | None:

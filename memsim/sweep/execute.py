@@ -135,7 +135,8 @@ class LocalExecutor(Executor):
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown()
+            # after Ctrl-C or an error, tasks not yet started are dropped, not run to the end
+            self._pool.shutdown(cancel_futures=True)
             self._pool = None
 
 

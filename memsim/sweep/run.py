@@ -35,8 +35,14 @@ def run_sweep(spec: SweepSpec, file=None, compute: str = "cpu", progress: bool =
         log(f"{spec.name}: {len(fits)} fits ({len(fits) - len(todo_fits)} cached), "
             f"{len(batches)} training batches ({len(batches) - len(todo_batches)} cached), "
             f"{sum(len(b['members']) for b in batches)} networks")
-        with atomic_write(out / "sweep_spec.yaml") as fh:
-            yaml.safe_dump(spec.resolved(Path(out)), fh, sort_keys=False)
+        resolved = spec.resolved(Path(out))
+        written = out / "sweep_spec.yaml"
+        if written.exists() and yaml.safe_load(written.read_text()) != yaml.safe_load(
+                yaml.safe_dump(resolved, sort_keys=False)):
+            # a report of the old spec must not sit beside the new one if this run stops
+            (out / "bias.csv").unlink(missing_ok=True)
+        with atomic_write(written) as fh:
+            yaml.safe_dump(resolved, fh, sort_keys=False)
         spec_doc = spec_document(spec)
         weights = [1.0] * len(todo_fits) + [float(len(b["members"])) for b in todo_batches]
         bar = tqdm(total=sum(weights), desc=spec.name, disable=not progress or None,

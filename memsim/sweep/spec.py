@@ -185,7 +185,7 @@ def parse_sweep_spec(data: dict, file=None) -> SweepSpec:
             ts.done()
         ref = ref if is_kind_preset(ref) else resolve_ref(ref, base)
         spec.truths.append(TruthSpec(name or ref_name([ref]), ref, sampling))
-    spec.n = sec.number_list("n", integer=True, positive=True)
+    spec.n = sec.number_list("n", integer=True, positive=True, unique=True)
     methods = sec.take("methods", list)
     if not methods:
         raise sec.error("methods", "must list at least one fitting method")
