@@ -239,26 +239,27 @@ def test_pulse_refuses_bad_options_in_one_line(args, problem, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_weight_bounds_no_disc_can_read_are_refused_and_never_drawn(tmp_path):
-    """Beyond W_BOUNDS_MAX x 0.6 the read current would exceed its limit g(0.2 V): no N."""
-    wide = tmp_path / "wide.yaml"
-    wide.write_text("kind: jart\nd2d: {w_bounds: {sigma: 0.3, bounds: [0.5, 2.0]}}\n")
-    res = CliRunner().invoke(main, ["pulse", str(wide), "--set", "2", "--out",
+@pytest.mark.parametrize("text, problem", [
+    # beyond W_BOUNDS_MAX x 0.6 the read current would pass its limit g(0.2 V): no N reads it
+    ("kind: jart\nd2d: {w_bounds: {sigma: 0.3, bounds: [0.5, 2.0]}}\n",
+     "upper bound must be below 1.373"),
+    ("kind: [jart]\n", "key 'device.kind': must be a string"),
+])
+def test_pulse_refuses_a_bad_device_yaml_in_one_line(text, problem, tmp_path):
+    spec = tmp_path / "device.yaml"
+    spec.write_text(text)
+    res = CliRunner().invoke(main, ["pulse", str(spec), "--set", "2", "--out",
                                     str(tmp_path / "o")])
-    assert res.exit_code == 2 and "upper bound must be below 1.373" in res.output
+    assert res.exit_code == 2 and problem in res.output
+    assert len(res.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_unbounded_weight_bound_draws_stay_readable():
     kind = registry.parse_device({"kind": "jart", "d2d": {"w_bounds": {"sigma": 0.5,
                                                                        "bounds": None}}})
     pop = kind.population((20000,), seed=0)
     pop.pulse_all("set", 2)
     assert torch.isfinite(pop.n).all() and torch.isfinite(pop.g).all()
-
-
-def test_a_device_yaml_whose_kind_is_no_name_is_refused(tmp_path):
-    spec = tmp_path / "d.yaml"
-    spec.write_text("kind: [jart]\n")
-    res = CliRunner().invoke(main, ["pulse", str(spec), "--set", "2", "--out",
-                                    str(tmp_path / "o")])
-    assert res.exit_code == 2 and "key 'device.kind': must be a string" in res.output
 
 
 def test_jart_serves_as_the_truth_of_a_bias_sweep():
