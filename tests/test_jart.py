@@ -377,6 +377,16 @@ def test_results_readme_jart_runs_pool_seeds_with_an_interval(tmp_path):
     row = next(line for line in text.splitlines() if "| mlp_jart_published_full |" in line)
     assert "93.50 [" in row and "| 93.82 |" in row  # compared with the published mean
     assert "1.5 h for its ensemble of 3 seeds" in text and "state table" in text
+    # a reduced noisy run of the published rule prices the full one: 1800 s for 2 epochs of
+    # 64 minibatches is 14.06 s each, 220 h for 30 epochs of 1875
+    noisy = tmp_path / "train" / "mlp_jart_published_realistic_12k"
+    noisy.mkdir()
+    pd.DataFrame({"device": "jart:realistic_mixed", "algorithm": "pulse_trains",
+                  "subset": 2048, "epochs": 2, "seed": [0, 1, 2], "final_test_acc": 0.1,
+                  "seconds": 1800.0}).to_csv(noisy / "summary.csv", index=False)
+    (noisy / "spec.yaml").write_text("subset: 2048\ntraining: {epochs: 2, batch: 32}\n")
+    text = "\n".join(_jart_section(tmp_path))
+    assert "14.06 s per minibatch for its ensemble of 3" in text and "about 220 h" in text
 
 
 def test_results_readme_costs_each_noise_against_the_noise_free_runs_by_seed(tmp_path):
