@@ -180,3 +180,23 @@ def test_tiki_taka_reset_returns_read_columns_to_the_symmetry_point():
     # what was read went to C or stays in H (transfer_lr 1; C started at 0)
     moved = algo.buffer[idx] * syn.array.dw_min[idx] + syn.flat[idx]
     assert torch.allclose(moved, torch.full((idx.numel(),), 0.1), atol=1e-5)
+
+
+def test_tiki_taka_with_gamma_computes_with_c_plus_gamma_a_through_resets_and_refresh():
+    """The network's weights stay C + gamma A: after A is reset without a transfer pulse,
+    and after a saturated C is re-programmed (to w - gamma A, not to w)."""
+    algo = TikiTaka(gamma=0.5, reset_prob=1.0, transfer_lr=0.1)
+    syn = _syn(algo, levels=1000)
+    for _ in range(3):  # small steps: A grows, H stays below one pulse at each transfer
+        syn.update(torch.full((syn.size,), 1.0) * algo.fast.dw_min)
+        assert torch.allclose(syn.flat, algo.weights(), atol=1e-7)
+    algo = TikiTaka(gamma=2.0, transfer_every=1000)
+    syn = DeviceSynapses([(2, 2)], 1, "cpu", IdealKind(levels=1000),
+                         Mapping(w_max=1.0, refresh_every=1), seed=0, algorithm=algo)
+    syn.initialise(torch.full((4,), 0.9))  # near the top of the range: refreshed each step
+    syn.update(torch.full((4,), 20.0) * algo.fast.dw_min)
+    a = algo.fast.read()
+    assert torch.all(a > 0)
+    assert torch.allclose(syn.flat, 0.9 + 2.0 * a, atol=1e-5)  # the weight moved by gamma A
+    assert torch.allclose(syn.array.read(), torch.full((4,), 0.9), atol=1e-5)
+    assert torch.allclose(syn.flat, algo.weights(), atol=1e-6)

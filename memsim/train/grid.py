@@ -21,8 +21,8 @@ A grid spec (YAML), relative paths relative to the spec file::
 
 Outputs: ``table.csv``/``table.md`` (per cell: accuracy of the final epoch and the mean of the
 last k epochs, mean and standard deviation over seeds; pulses per weight; seconds),
-``history.csv`` and one ``accuracy_<device>.png`` per device (test accuracy by epoch, mean
-over seeds with its range).
+``history.csv`` and one ``accuracy_<device>.png`` per non-float device (test accuracy by
+epoch, mean over seeds with its range; float is the reference line in each).
 """
 
 from __future__ import annotations

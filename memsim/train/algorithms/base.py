@@ -57,10 +57,14 @@ class Algorithm:
     def update_outer(self, xs, deltas, lr: float) -> None:
         raise NotImplementedError(f"{self.name} updates from weight changes")
 
+    def slow_target(self) -> torch.Tensor:
+        """What the main array must hold for the network's weights to stay what they are."""
+        return self.syn.flat
+
     def refresh(self) -> None:
         """Re-program saturated weights of the main array to the same weight with free range."""
         syn = self.syn
-        sat = syn.array.refresh(syn.flat)
+        sat = syn.array.refresh(self.slow_target())
         if sat is not None:
             syn.count_refresh(sat)
             syn.flat.copy_(self.weights())

@@ -3,7 +3,8 @@
 
 ``rounding: stochastic`` (the default) rounds so that the expected count is dw / dw_min;
 ``nearest`` is the HfOx study's published rule n = round(clamp(step, +-14)) (with
-``mapping.dw_min: 1`` the optimizer's step is itself the pulse count, no dw_min at all)."""
+``mapping.dw_min: 1`` the optimizer's step is itself the pulse count, no dw_min at all, and
+``mapping.max_pulses: 14`` the clamp)."""
 
 from __future__ import annotations
 

@@ -99,6 +99,12 @@ class TikiTaka(Algorithm):
             w = w + self.settings.gamma * self.fast.read(k)
         return w
 
+    def slow_target(self) -> torch.Tensor:
+        """What C must hold for the network's weights to stay put: w - gamma A."""
+        if not self.settings.gamma:
+            return self.syn.flat
+        return self.syn.flat - self.settings.gamma * self.fast.read()
+
     def next_columns(self) -> torch.Tensor:
         """Flat indices of the next ``n_reads`` columns of every layer (all members)."""
         syn, parts = self.syn, []
@@ -128,6 +134,8 @@ class TikiTaka(Algorithm):
         self.buffer.index_copy_(0, idx, h - n)
         hit = n.nonzero().squeeze(1)
         if hit.numel():
-            k = idx.index_select(0, hit)
-            self.send(slow, k, n.index_select(0, hit).to(torch.int32))
-            syn.flat.index_copy_(0, k, self._weights_at(k))
+            self.send(slow, idx.index_select(0, hit), n.index_select(0, hit).to(torch.int32))
+        # C moved where pulses went; with gamma the read columns' A moved too (reset)
+        changed = idx if s.gamma else idx.index_select(0, hit)
+        if changed.numel():
+            syn.flat.index_copy_(0, changed, self._weights_at(changed))
