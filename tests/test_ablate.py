@@ -9,7 +9,7 @@ import yaml
 from conftest import run_cli
 
 from memsim.ablate import parse_ablation_spec
-from memsim.ablate.report import ablation_table, ranking
+from memsim.ablate.report import ablation_table, ranking, ranking_markdown
 from memsim.errors import MemsimError
 
 BASE = {"network": {"kind": "bnn", "hidden": [32]}, "subset": 400,
@@ -35,6 +35,8 @@ def _spec_file(tmp_path, **over):
      "duplicate variant name 'a'"),
     ({"variants": [{"name": "full", "rtn": False}]}, "'full' is reserved"),
     ({"variants": [{"name": "a"}]}, "switches nothing"),
+    ({"variants": [{"name": "a", "all": True}]}, "switches nothing off"),
+    ({"variants": [{"name": "a", "rtn": True}]}, "switches nothing off"),
     ({"variants": [{"name": "a", "rtn": 0.5}]}, "must be"),
     ({"base": {**BASE, "device": "float"}}, "the float device has no imperfection switches"),
     ({"base": "missing.yaml"}, "base train spec 'missing.yaml' not found"),
@@ -111,6 +113,20 @@ def test_ranking_states_a_clear_winner_and_rarely_resolves_a_tie():
         tie = ranking(_runs({"no_a": 2.0, "no_b": 2.0}, sd=1.5, seed=r))
         resolved += bool(tie["vs_top_ci_high"].iloc[1] < 0)
     assert resolved / 200 < 0.1
+
+
+def test_variants_tied_in_every_seed_share_the_first_place():
+    """Two removals with identical accuracies in every seed (switches that change nothing):
+    the bootstrap's first places split evenly, whichever is listed first."""
+    runs = _runs({"no_a": 4.0, "no_c": 1.0}, sd=0.5)
+    twin = runs[runs["variant"] == "no_a"].assign(variant="no_b", off="b")
+    for order in ((runs, twin), (twin, runs)):
+        rank = ranking(pd.concat(order, ignore_index=True)).set_index("variant")
+        assert rank.loc["no_a", "p_first"] == rank.loc["no_b", "p_first"] == 0.5
+        assert rank.loc["no_c", "p_first"] == 0
+    alone = ranking(_runs({"no_a": 4.0}, sd=0.5))
+    text = ranking_markdown(alone, 6)
+    assert "It is the only one ranked." in text and "excludes 0" not in text
 
 
 def test_paired_intervals_cover_the_true_difference():

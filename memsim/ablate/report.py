@@ -105,7 +105,9 @@ def ranking(runs: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     top = means.index[0]
     g = gain.to_numpy()
     draws = seeded_rng(seed, "bootstrap").integers(0, len(g), size=(BOOTSTRAP, len(g)))
-    firsts = np.bincount(g[draws].mean(axis=1).argmax(axis=1), minlength=len(names))
+    boot = g[draws].mean(axis=1)  # (resamples, variants)
+    best = boot == boot.max(axis=1, keepdims=True)  # variants tied for first share the place
+    firsts = (best / best.sum(axis=1, keepdims=True)).sum(axis=0)
     rows = []
     for rank, v in enumerate(means.index, 1):
         m, lo, hi = t_interval(gain[v])
@@ -158,6 +160,8 @@ def ranking_markdown(rank: pd.DataFrame, seeds: int) -> str:
                  f"{seeds} seeds: read it as a rough indication.) ")
     if seeds < 2:
         text += "With one seed there are no intervals: the ranking is not tested."
+    elif len(rank) < 2:
+        text += "It is the only one ranked."
     elif tied:
         text += ("Its lead is not resolved at this number of seeds over: "
                  + ", ".join(f"`{v}`" for v in tied)

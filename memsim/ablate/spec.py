@@ -143,8 +143,9 @@ def parse_ablation_spec(data: dict, file=None, overrides: dict | None = None) ->
                 raise vs.error(key, f"unknown switch for a {base.device.kind} device (its "
                                     f"switches: {', '.join([*base.device.switches, 'all'])})")
             states[key] = vs.take(key, bool)
-        if not states and own is None:
-            raise vs.error("name", f"variant {vname!r} switches nothing")
+        if own is None and not Variant(vname, states, None).off(base.device.switches):
+            raise vs.error("name", f"variant {vname!r} switches nothing off (it is the full "
+                                   "device again)")
         vs.done()
         variants.append(Variant(vname, states, own))
     spec = AblationSpec(name, base, variants, seeds,

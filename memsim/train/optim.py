@@ -54,7 +54,8 @@ class Optimizer:
 
 def schedule_lr(schedule: dict, base: float, epoch: int, epochs: int) -> float:
     """The learning rate of ``epoch`` (1-based): ``constant``, ``step`` (times ``factor`` every
-    ``every`` epochs) or ``cosine`` (from ``base`` down to ``min_lr`` over the run)."""
+    ``every`` epochs) or ``cosine`` (from ``base`` towards ``min_lr`` over the run, as PyTorch's
+    CosineAnnealingLR with T_max = epochs: the last epoch stays above ``min_lr``)."""
     kind = schedule.get("kind", "constant")
     if kind == "constant":
         return base
