@@ -63,7 +63,6 @@ def main():
 
 COUNT = click.IntRange(min=1)  # a count of anything: refused below 1 by the option's name
 SEED = click.IntRange(min=0)
-MAX_POINTS = 10**8  # generate: more would not fit a tidy CSV in memory
 MAX_PULSES = 10**7  # pulse: rows of one trajectory
 MAX_DEVICES = 10**7  # pulse: a population that fits in memory (a few GB for the largest kind)
 
@@ -76,6 +75,14 @@ def _out_flag(out: str | None) -> str | None:
     if problem:
         raise MemsimError(problem, None, "option --out")
     return out
+
+
+def _check_points(n: int | None) -> None:
+    """``--n`` within what one polarity's points can hold in memory."""
+    from .models.sampling import MAX_POINTS
+
+    if n is not None and n > MAX_POINTS:
+        raise MemsimError(f"--n: at most {MAX_POINTS:,} points per polarity, not {n:,}")
 
 
 def merge_flags(raw: dict, flags: dict, file=None, where: str = "") -> dict:
@@ -155,8 +162,7 @@ def fit_cmd(sources, method, bins, edges, stat, trials, folds, storage, n_points
     traces); or one device model to draw data from (a table file, an XBTorch prefix, a
     CrossSim LUT folder, a synthetic-device YAML or a preset name).
     """
-    if n_points is not None and n_points > MAX_POINTS:
-        raise MemsimError(f"--n: at most {MAX_POINTS:,} points per polarity, not {n_points:,}")
+    _check_points(n_points)
     _out_flag(out)
     from .fit import experiment as fitrun
     from .io.schema import load_yaml
@@ -502,8 +508,7 @@ def generate_cmd(model, n_points, seed, unit, out):
     from .models.resolve import load_model
     from .models.sampling import sample_points
 
-    if n_points > MAX_POINTS:
-        raise MemsimError(f"--n: at most {MAX_POINTS:,} points per polarity, not {n_points:,}")
+    _check_points(n_points)
     _out_flag(str(Path(out).parent))
     data = sample_points(load_model(model), n_points, seed)
     write_tidy_csv(data, out, unit)

@@ -181,10 +181,7 @@ def test_fit_spec_names_that_leave_the_output_folder_are_refused(runner, tmp_pat
 
 
 def test_fit_refuses_more_points_than_generate_allows(runner, tmp_path):
-    from memsim.cli import MAX_POINTS
-    from memsim.fit.experiment import MAX_POINTS as SPEC_MAX
-
-    assert SPEC_MAX == MAX_POINTS  # one bound for both commands
+    from memsim.models.sampling import MAX_POINTS  # one bound for generate and fit
     result = run_cli(runner, ["fit", "softbounds", "--n", str(MAX_POINTS + 1), "--out",
                               tmp_path / "o"])
     assert result.exit_code == 2 and "--n: at most 100,000,000" in result.stderr

@@ -56,7 +56,7 @@ def test_seeds_must_not_be_negative(value, ok):
 
 def test_a_repeated_seed_is_refused():
     """A repeat would train one network twice and count it as two in every interval."""
-    with pytest.raises(MemsimError, match="key 'data_seeds': repeats a seed"):
+    with pytest.raises(MemsimError, match="key 'data_seeds': repeats a value"):
         Section({"data_seeds": [0, 0, 1]}, "s.yaml").seed_list("data_seeds")
 
 

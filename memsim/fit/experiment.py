@@ -47,7 +47,7 @@ from ..metrics.pulse_trains import read_noise_fraction
 from ..models import formats
 from ..models.base import DeviceModel
 from ..models.resolve import load_model, ref_name, resolve_ref
-from ..models.sampling import sample_points
+from ..models.sampling import MAX_POINTS, sample_points
 from ..units import INPUT_UNITS, to_internal
 from . import plots
 from .base import FitMethod
@@ -55,7 +55,6 @@ from .registry import METHODS
 from .sanity import table_sanity
 
 EXPORTS = ("xbtorch", "crosssim")
-MAX_POINTS = 10**8  # per polarity, as `memsim generate` (cli.MAX_POINTS): more exhaust memory
 MANAGED = ("table.json", "metrics.csv", "search.csv", "spec.yaml", "fit.png", "table.png",
            "pulse_train.png", "xbtorch", "crosssim")  # what write_outputs owns in a folder
 

@@ -122,12 +122,12 @@ def parse_infer_spec(data: dict, file=None) -> InferSpec:
     scales = sec.number_list("scales", [0.0, 1.0], unique=True)
     if not all(math.isfinite(s) and s >= 0 for s in scales):
         raise sec.error("scales", "must be finite and non-negative")
-    seeds = sec.take("seeds", (list, int), [0, 1])
-    seeds = list(range(seeds)) if isinstance(seeds, int) else seeds
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
-        raise sec.error("seeds", "must be a count or a non-empty list of integers >= 0")
-    if len(set(seeds)) != len(seeds):  # identical draws would pass for independent ones
-        raise sec.error("seeds", "repeats a seed")
+    count = sec.data.get("seeds")
+    if isinstance(count, int) and not isinstance(count, bool):  # K: seeds 0..K-1
+        seeds = list(range(sec.take("seeds", int, check=lambda v: v >= 1,
+                                    check_msg="must be a count >= 1 or a list of seeds")))
+    else:
+        seeds = sec.seed_list("seeds", [0, 1])
     test_subset = sec.take("test_subset", int, None, **subset_check(network.dataset, 1))
     out = sec.out_dir(base_dir)
     sec.done()

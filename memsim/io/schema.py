@@ -171,11 +171,9 @@ class Section:
         return self.take(key, int, default, check=lambda v: v >= 0, check_msg="must be >= 0")
 
     def seed_list(self, key: str = "seeds", default: Any = REQUIRED) -> list[int]:
-        value = self.number_list(key, default, integer=True)
+        value = self.number_list(key, default, integer=True, unique=True)
         if any(v < 0 for v in value):
             raise self.error(key, f"must be >= 0, found {min(value)}")
-        if len(set(value)) != len(value):  # a repeat would count one network twice
-            raise self.error(key, "repeats a seed")
         return value
 
     def sub(self, key: str, default: Any = REQUIRED) -> Section:

@@ -10,6 +10,8 @@ from ..errors import MemsimError
 from ..io.data import Points, PulseData
 from .base import POLARITIES, DeviceModel
 
+MAX_POINTS = 10**8  # per polarity (generate, fit): more would not fit in memory
+
 SAMPLING = ("reject", "clip")
 
 
