@@ -200,3 +200,19 @@ def test_tiki_taka_with_gamma_computes_with_c_plus_gamma_a_through_resets_and_re
     assert torch.allclose(syn.flat, 0.9 + 2.0 * a, atol=1e-5)  # the weight moved by gamma A
     assert torch.allclose(syn.array.read(), torch.full((4,), 0.9), atol=1e-5)
     assert torch.allclose(syn.flat, algo.weights(), atol=1e-6)
+
+
+def test_tiki_taka_reads_each_column_of_a_narrow_layer_once():
+    """n_reads above a layer's fan-in (a conv layer has 9) reads every column once, not some
+    twice: a repeated index would pulse once and book two pulses."""
+    algo = TikiTaka(n_reads=64)
+    syn = _syn(algo)
+    idx = algo.next_columns()
+    assert idx.numel() == idx.unique().numel() == syn.size  # both layers have fan-in < 64
+    algo = TikiTaka(n_reads=25)
+    syn = _syn(algo, members=1)
+    first = algo.next_columns()
+    assert first.numel() == first.unique().numel() == 25 * 30 + 25 * 10
+    # the next read of the 30-column layer wraps round: columns 25-29, then 0-19
+    second = algo.next_columns()[25 * 30:] - 40 * 30
+    assert sorted({int(i) // 10 for i in second}) == [*range(0, 20), *range(25, 30)]

@@ -171,3 +171,19 @@ def test_fashion_mnist_loads_or_names_its_package(tmp_path, monkeypatch):
     monkeypatch.setenv("MEMSIM_CACHE", str(tmp_path / "empty-cache"))
     with pytest.raises(MemsimError, match="dataset-fashion-mnist"):
         datasets.load_dataset("fashion")
+
+def test_a_gpu_run_asks_cudnn_for_full_fp32_and_determinism():
+    """TF32 convolutions (cuDNN's default) would round away the low mantissa bits inference
+    reads errors into; a CPU run leaves the process's flags alone."""
+    from memsim.train.trainer import exact_cuda
+
+    conv = torch.backends.cudnn.conv
+    saved = conv.fp32_precision, torch.backends.cudnn.deterministic
+    try:
+        conv.fp32_precision, torch.backends.cudnn.deterministic = "tf32", False
+        exact_cuda("cpu")
+        assert (conv.fp32_precision, torch.backends.cudnn.deterministic) == ("tf32", False)
+        exact_cuda("cuda:0")
+        assert (conv.fp32_precision, torch.backends.cudnn.deterministic) == ("ieee", True)
+    finally:
+        conv.fp32_precision, torch.backends.cudnn.deterministic = saved

@@ -29,8 +29,9 @@ class SyntheticPopulation(Population):
         self.g.fill_(self.g_min)
         self.scale = None
         if d2d > 0:
-            gen = torch.Generator(device=self.device).manual_seed(seed_for(seed, "variation"))
-            z = torch.randn(self.numel, generator=gen, device=self.device, dtype=dtype)
+            # drawn on the CPU like every kind's variation: the same devices on CPU and GPU
+            gen = torch.Generator().manual_seed(seed_for(seed, "variation"))
+            z = torch.randn(self.numel, generator=gen, dtype=dtype).to(self.device)
             self.scale = (1 + d2d * z).clamp_(min=0)
 
     def _pulse(self, idx, is_set) -> None:

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import seeds
+from ..train.trainer import exact_cuda
 from .codings import Coding, bit_fields
 from .network import accuracy, forward, load_network
 from .spec import InferSpec, LUTUse
@@ -77,6 +78,7 @@ class Evaluator:
     GRAM_BATCH = 500
 
     def __init__(self, params, x: torch.Tensor, y: torch.Tensor, first_layer: str, device):
+        exact_cuda(device)
         self.params = {k: v.to(device) for k, v in params.items()}
         self.x, self.y, self.layer, self.device = x.to(device), y.to(device), first_layer, device
         self.float_accuracy = accuracy(self.params, self.x, self.y)

@@ -34,6 +34,16 @@ def pick_device(device: str) -> str:
     return device
 
 
+def exact_cuda(compute: str) -> None:
+    """On a GPU, full-fp32 and deterministic cuDNN convolutions. cuDNN's default TF32 keeps 10
+    mantissa bits, which would hide read errors in a coded weight's low bits and set GPU
+    results apart from CPU ones; its atomic backward kernels would give one spec and seed
+    different histories. Process-wide flags, so every process that computes sets them."""
+    if str(compute).startswith("cuda"):
+        torch.backends.cudnn.conv.fp32_precision = "ieee"
+        torch.backends.cudnn.deterministic = True
+
+
 class Trainer:
     """Trains len(seeds) networks (members) in one vectorized pass.
 
@@ -50,6 +60,7 @@ class Trainer:
                  device: DeviceKind | None = None, choice: torch.Tensor | None = None,
                  population_seed: int | None = None):
         self.spec, self.data, self.compute = spec, data, compute
+        exact_cuda(compute)
         self.device = (device or spec.device).load()
         self.seeds = list(spec.seeds)
         members = len(self.seeds)

@@ -106,10 +106,11 @@ class TikiTaka(Algorithm):
         return self.syn.flat - self.settings.gamma * self.fast.read()
 
     def next_columns(self) -> torch.Tensor:
-        """Flat indices of the next ``n_reads`` columns of every layer (all members)."""
+        """Flat indices of the next ``n_reads`` columns of every layer (all members); a layer
+        with fewer columns reads each once (a column read twice would be booked twice)."""
         syn, parts = self.syn, []
         for i, (fi, fo) in enumerate(syn.shapes):
-            cols = (self.columns[i] + torch.arange(self.settings.n_reads)) % fi
+            cols = (self.columns[i] + torch.arange(min(self.settings.n_reads, fi))) % fi
             self.columns[i] = int(cols[-1] + 1) % fi
             m = torch.arange(syn.members)
             idx = (syn.offsets[i] + m[:, None, None] * fi * fo + cols[None, :, None] * fo
