@@ -9,7 +9,7 @@ import yaml
 from conftest import run_cli
 
 from memsim.ablate import parse_ablation_spec
-from memsim.ablate.report import ablation_table, ranking, ranking_markdown
+from memsim.ablate.report import REPORT_FILES, ablation_table, ranking, ranking_markdown
 from memsim.errors import MemsimError
 
 BASE = {"network": {"kind": "bnn", "hidden": [32]}, "subset": 400,
@@ -88,6 +88,27 @@ def test_ablate_writes_tables_and_resumes_without_retraining(runner, tmp_path):
     assert "4 training batches (4 cached)" in second.stderr
     assert [p.stat().st_mtime_ns for p in stored] == stamps  # nothing retrained
     assert pd.read_csv(out / "ablation.csv").equals(table)
+    written = {p.name for p in out.iterdir()} - {"cache", "ablation_spec.yaml"}
+    assert written == set(REPORT_FILES)
+
+
+def test_a_changed_ablation_stopped_midway_leaves_no_old_report(runner, tmp_path, monkeypatch):
+    from memsim.ablate import run as ablate_run
+
+    path = _spec_file(tmp_path, variants=[{"name": "no_d2d", "d2d": False}])
+    args = ["ablate", path, "--no-progress", "--compute", "cpu", "--seeds", "1"]
+    assert run_cli(runner, args).exit_code == 0
+    out = tmp_path / "out"
+    assert (out / "ablation.csv").exists()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ablate_run, "run_batch", interrupted)
+    assert run_cli(runner, [*args, "--epochs", "2"]).exit_code != 0
+    assert {p.name for p in out.iterdir()} == {"cache", "ablation_spec.yaml"}
+    assert yaml.safe_load((out / "ablation_spec.yaml").read_text())["base"]["training"][
+        "epochs"] == 2
 
 
 def _runs(gains: dict[str, float], sd: float, seeds: int = 6, seed: int = 0) -> pd.DataFrame:
@@ -363,3 +384,28 @@ def test_an_ablation_whose_runs_lie_in_a_larger_one_is_named_as_its_subset(tmp_p
     changed = runs.iloc[:4].copy()
     changed.loc[3, "acc_pct"] = 95.3
     assert not _runs_within(ablation("changed", changed, base), big)
+
+
+def test_a_device_file_edited_in_place_is_not_served_from_the_store(tmp_path):
+    """Batches are keyed by the content of the files a device names, not by their paths: a
+    synthetic device (or a table) edited under the same name retrains every variant."""
+    from pathlib import Path
+
+    from memsim.ablate.run import plan
+
+    preset = Path(__file__).resolve().parents[1] / "memsim/models/presets/xbtorch_target.yaml"
+    dev = tmp_path / "dev.yaml"
+    dev.write_text(preset.read_text())
+    doc = {"name": "abl", "seeds": [0], "out": "out",
+           "base": {**BASE, "device": {"kind": "synthetic", "preset": "dev.yaml", "d2d": 0.2},
+                    "mapping": {"max_pulses": 8}},
+           "variants": [{"name": "no_d2d", "d2d": False}]}
+
+    def keys():
+        return [b["key"] for b in plan(parse_ablation_spec(doc, tmp_path / "abl.yaml"))]
+
+    before = keys()
+    assert keys() == before
+    dev.write_text(preset.read_text().replace("value: 1.2", "value: 2.4"))
+    after = keys()
+    assert len(after) == len(before) == 3 and not set(after) & set(before)

@@ -13,7 +13,7 @@ from memsim.errors import MemsimError
 from memsim.sweep import parse_sweep_spec, run_sweep
 from memsim.sweep import run as sweep_run
 from memsim.sweep import spec as sweep_spec
-from memsim.sweep.report import paired_bias
+from memsim.sweep.report import REPORT_FILES, paired_bias
 
 SMALL = {
     "name": "t", "subset": 2000, "truths": ["softbounds"], "n": [60, 400],
@@ -221,6 +221,8 @@ def test_reproduce_keeps_a_long_sweep_only_while_its_spec_is_unchanged(tmp_path,
                         lambda specs, over, log: ran.extend(specs) or real(specs, over, log))
     outs, kept = reproduce.kept_sweeps([path], {}, print)
     assert ran == [path] and kept == [] and (outs[0] / "bias.csv").exists()
+    written = {p.name for p in outs[0].iterdir()} - {"cache", "sweep_spec.yaml"}
+    assert written == set(REPORT_FILES)  # the files a changed spec removes: all of them
     outs_again, kept = reproduce.kept_sweeps([path], {}, print)
     assert ran == [path] and kept == outs_again == outs  # unchanged: kept, not rerun
     over = {"long.yaml": {"n": [80]}}
@@ -237,4 +239,31 @@ def test_reproduce_keeps_a_long_sweep_only_while_its_spec_is_unchanged(tmp_path,
     monkeypatch.setattr(sweep_run, "run_batch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         reproduce.kept_sweeps([path], {"long.yaml": {"n": [90]}}, print)
-    assert not (outs[0] / "bias.csv").exists()
+    assert {p.name for p in outs[0].iterdir()} == {"cache", "sweep_spec.yaml"}
+
+
+def test_a_store_serves_no_result_of_other_code(tmp_path, monkeypatch):
+    """Fits and batches are keyed by a digest of memsim's sources: a store filled by other code
+    (a change that moves a number without a new version) is not served."""
+    from memsim import _version
+    from memsim.sweep import plan as sweep_plan
+
+    tree = tmp_path / "pkg"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.py").write_text("x = 1\n")
+    (tree / "sub" / "b.py").write_text("y = 2\n")
+    before = _version.sources_digest(tree)
+    (tree / "sub" / "b.py").write_text("y = 3\n")
+    assert _version.sources_digest(tree) != before
+    assert _version.code_identity().startswith(_version.__version__ + "+")
+
+    spec = parse_sweep_spec({**SMALL, "out": str(tmp_path / "o")})
+    models = sweep_spec.validate(spec, None)
+
+    def keys():
+        fits, batches = sweep_plan.plan(spec, models)
+        return {f["key"] for f in fits} | {b["key"] for b in batches}
+
+    ours = keys()
+    monkeypatch.setattr(sweep_plan, "code_identity", lambda: "0.1.0+other")
+    assert not keys() & ours

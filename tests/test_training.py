@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+
+import numpy as np
 import pytest
 import torch
 from conftest import TIOX, run_cli
@@ -171,6 +174,33 @@ def test_fashion_mnist_loads_or_names_its_package(tmp_path, monkeypatch):
     monkeypatch.setenv("MEMSIM_CACHE", str(tmp_path / "empty-cache"))
     with pytest.raises(MemsimError, match="dataset-fashion-mnist"):
         datasets.load_dataset("fashion")
+
+
+def _write_idx(path, array):
+    import gzip
+
+    head = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as fh:
+        fh.write(head + array.astype(np.uint8).tobytes())
+
+
+def test_a_dataset_replaced_in_place_is_read_again_not_served_from_the_cache(tmp_path,
+                                                                             monkeypatch):
+    from memsim.io import datasets
+
+    monkeypatch.setenv("MEMSIM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(datasets, "FASHION_DIR", tmp_path)
+    images = np.arange(3 * 28 * 28).reshape(3, 28, 28) % 256
+    for part in ("train", "t10k"):
+        _write_idx(tmp_path / f"{part}-images-idx3-ubyte.gz", images)
+        _write_idx(tmp_path / f"{part}-labels-idx1-ubyte.gz", np.array([9, 2, 1]))
+    assert datasets.load_arrays("fashion")["y_test"].tolist() == [9, 2, 1]
+    assert datasets.load_arrays("fashion")["y_test"].tolist() == [9, 2, 1]  # from the cache
+    labels = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    _write_idx(labels, np.array([0, 3, 2]))
+    stamp = labels.stat().st_mtime_ns + 10**9  # a replaced file: a new time, here forced
+    os.utime(labels, ns=(stamp, stamp))
+    assert datasets.load_arrays("fashion")["y_test"].tolist() == [0, 3, 2]
 
 def test_a_gpu_run_asks_cudnn_for_full_fp32_and_determinism():
     """TF32 convolutions (cuDNN's default) would round away the low mantissa bits inference

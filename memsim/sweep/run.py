@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
-from ..io.storage import atomic_write
+from ..io.storage import write_run_spec
 from .execute import Executor, report_failures, unstored
 from .executors import executor_for
 from .plan import plan
-from .report import write_sweep_report
+from .report import REPORT_FILES, write_sweep_report
 from .spec import SweepSpec, validate
 from .store import SweepStore
 from .tasks import run_batch, run_fit_cell
@@ -35,14 +33,7 @@ def run_sweep(spec: SweepSpec, file=None, compute: str = "cpu", progress: bool =
         log(f"{spec.name}: {len(fits)} fits ({len(fits) - len(todo_fits)} cached), "
             f"{len(batches)} training batches ({len(batches) - len(todo_batches)} cached), "
             f"{sum(len(b['members']) for b in batches)} networks")
-        resolved = spec.resolved(Path(out))
-        written = out / "sweep_spec.yaml"
-        if written.exists() and yaml.safe_load(written.read_text()) != yaml.safe_load(
-                yaml.safe_dump(resolved, sort_keys=False)):
-            # a report of the old spec must not sit beside the new one if this run stops
-            (out / "bias.csv").unlink(missing_ok=True)
-        with atomic_write(written) as fh:
-            yaml.safe_dump(resolved, fh, sort_keys=False)
+        write_run_spec(out / "sweep_spec.yaml", spec.resolved(Path(out)), REPORT_FILES)
         spec_doc = spec_document(spec)
         weights = [1.0] * len(todo_fits) + [float(len(b["members"])) for b in todo_batches]
         bar = tqdm(total=sum(weights), desc=spec.name, disable=not progress or None,
