@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._version import code_identity
 from ..errors import MemsimError
 from ..io.data import POLARITIES, PulseData
 from ..models.resolve import resolve_ref
@@ -65,19 +66,18 @@ def _storage_url(storage: str | None) -> str | None:
     return f"sqlite:///{Path(storage).resolve()}"
 
 
-SEARCH_VERSION = 2  # bumped when the same settings would search differently (keys the store)
 OPEN_ATTEMPTS = 4  # workers creating one new database at once can race on its tables
 
 
 def _study_digest(pts, s: OptunaSettings, seed: int, lo: float, hi: float) -> str:
-    """What a stored study must match to be resumed: the search's version, the data (and
-    its devices, which the folds follow), the range, the seed (folds and proposals derive
-    from it) and every setting that shapes the search, but not the number of trials (a study
-    run to 50 trials resumes to 100)."""
+    """What a stored study must match to be resumed: memsim's code (which scored its trials),
+    the data (and its devices, which the folds follow), the range, the seed (folds and
+    proposals derive from it) and every setting that shapes the search, but not the number of
+    trials (a study run to 50 trials resumes to 100)."""
     h = hashlib.sha256(np.stack([pts.g, pts.dg]).tobytes())
     if pts.device is not None:
         h.update("\n".join(map(str, pts.device)).encode())
-    h.update(repr((SEARCH_VERSION, seed, lo, hi, s.folds, s.max_bins, s.q, tuple(s.families),
+    h.update(repr((code_identity(), seed, lo, hi, s.folds, s.max_bins, s.q, tuple(s.families),
                    s.table_bins)).encode())
     return h.hexdigest()[:10]
 
@@ -290,9 +290,6 @@ class OptunaBinning(FitMethod):
         doc = super().to_doc()
         doc["families"] = list(doc["families"])
         return doc
-
-    def key_params(self) -> dict:
-        return {**super().key_params(), "search_version": SEARCH_VERSION}
 
     def prepare(self) -> None:
         prepare_storage(self.settings.storage)
