@@ -11,6 +11,7 @@ from conftest import run_cli
 from memsim.ablate import parse_ablation_spec
 from memsim.ablate.report import REPORT_FILES, ablation_table, ranking, ranking_markdown
 from memsim.errors import MemsimError
+from memsim.sweep.store import SweepStore
 
 BASE = {"network": {"kind": "bnn", "hidden": [32]}, "subset": 400,
         "device": {"kind": "hfox"},
@@ -81,7 +82,7 @@ def test_ablate_writes_tables_and_resumes_without_retraining(runner, tmp_path):
     assert (out / "ablation.png").stat().st_size > 1000
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) == 8 and runs["acc_pct"].between(0, 100).all()
-    stored = sorted((out / "cache" / "batches").glob("*.json"))
+    stored = sorted((SweepStore(out).root / "batches").glob("*.json"))
     stamps = [p.stat().st_mtime_ns for p in stored]
     second = run_cli(runner, args)
     assert second.exit_code == 0, second.output

@@ -24,6 +24,7 @@ from memsim.sweep import run as sweep_run
 from memsim.sweep.dask_executor import DaskExecutor, TorchThreads
 from memsim.sweep.execute import LocalExecutor
 from memsim.sweep.executors import executor_for, parse_cluster
+from memsim.sweep.store import SweepStore
 from memsim.sweep.tasks import run_fit_cell
 
 TABLES = ("runs.csv", "bias.csv", "bias.md", "device_metrics.csv", "metric_bias.csv",
@@ -124,7 +125,7 @@ def test_an_interrupted_client_resumes_without_recomputing(cluster, reference, t
 
     with pytest.raises(KeyboardInterrupt):
         _sweep(tmp_path, "resumed", WIDER, executor=Interrupted(cluster))
-    batches = tmp_path / "resumed" / "cache" / "batches"
+    batches = SweepStore(tmp_path / "resumed").root / "batches"
     done = {p.name: p.stat().st_mtime_ns for p in batches.glob("*.json")}
     assert 3 <= len(done) < BATCHES and not (tmp_path / "resumed" / "bias.csv").exists()
 
@@ -163,8 +164,8 @@ def test_a_failing_task_is_reported_and_the_rest_goes_on(cluster, tmp_path, monk
     assert "2 of 10 tasks failed" in message and "N=400" in message
     assert "ValueError: disk full" in message and "\n" not in message
     assert any(line.startswith("failed: fit softbounds") for line in logged)
-    assert len(list((tmp_path / "f" / "cache" / "fits").glob("*.json"))) == 2
-    assert len(list((tmp_path / "f" / "cache" / "batches").glob("*.json"))) == 3
+    assert len(list((SweepStore(tmp_path / "f").root / "fits").glob("*.json"))) == 2
+    assert len(list((SweepStore(tmp_path / "f").root / "batches").glob("*.json"))) == 3
     assert not (tmp_path / "f" / "bias.csv").exists()
 
     monkeypatch.setattr(sweep_run, "run_fit_cell", run_fit_cell)  # the cause fixed: a rerun

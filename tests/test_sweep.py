@@ -14,6 +14,7 @@ from memsim.sweep import parse_sweep_spec, run_sweep
 from memsim.sweep import run as sweep_run
 from memsim.sweep import spec as sweep_spec
 from memsim.sweep.report import REPORT_FILES, paired_bias
+from memsim.sweep.store import SweepStore
 
 SMALL = {
     "name": "t", "subset": 2000, "truths": ["softbounds"], "n": [60, 400],
@@ -46,7 +47,7 @@ def test_outputs_and_truth_control_covers_zero(finished):
     control = bias[bias["method"] == "truth"]
     assert len(control) == 2 and control["bias_pp"].abs().max() < 3
     # the truth control covers zero at a family-wise 95 % level (Bonferroni over its cells)
-    members = pd.DataFrame([r for f in (finished / "cache" / "batches").glob("*.json")
+    members = pd.DataFrame([r for f in (SweepStore(finished).root / "batches").glob("*.json")
                             for r in json.loads(f.read_text())["results"]])
     ref = members[members["role"] == "reference"]
     for _, cell in runs[runs["method"] == "truth"].groupby("n"):
@@ -70,7 +71,7 @@ def test_interrupted_sweep_resumes_to_the_same_tables(finished, tmp_path, monkey
     monkeypatch.setattr(sweep_run, "run_batch", flaky)
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path, "resumed")
-    done = set((tmp_path / "resumed" / "cache" / "batches").glob("*.json"))
+    done = set((SweepStore(tmp_path / "resumed").root / "batches").glob("*.json"))
     assert len(done) == 1 and not (tmp_path / "resumed" / "bias.csv").exists()
 
     recomputed = []
@@ -187,7 +188,7 @@ def test_table_path_control_covers_zero_in_a_coverage_study(tmp_path):
                reference_replicates=2, ensemble=30,
                methods=[{"name": "tabulated", "method": "truth-table"}],
                networks=[{"name": "mlp", "kind": "mlp", "hidden": [16]}])
-    members = pd.DataFrame([r for f in (out / "cache" / "batches").glob("*.json")
+    members = pd.DataFrame([r for f in (SweepStore(out).root / "batches").glob("*.json")
                             for r in json.loads(f.read_text())["results"]])
     ref = members[(members["role"] == "reference") & (members["group"] == "truth-table")]
     assert len(ref) == 2 * len(seeds)  # its own reference runs, apart from the main ones
@@ -243,10 +244,11 @@ def test_reproduce_keeps_a_long_sweep_only_while_its_spec_is_unchanged(tmp_path,
 
 
 def test_a_store_serves_no_result_of_other_code(tmp_path, monkeypatch):
-    """Fits and batches are keyed by a digest of memsim's sources: a store filled by other code
-    (a change that moves a number without a new version) is not served."""
+    """A store's folder is named by a digest of memsim's sources: results of other code (a
+    change that moves a number without a new version) are not served, while the keys, which
+    also seed a batch's draws, stay as they were."""
     from memsim import _version
-    from memsim.sweep import plan as sweep_plan
+    from memsim.sweep import store as sweep_store
 
     tree = tmp_path / "pkg"
     (tree / "sub").mkdir(parents=True)
@@ -257,13 +259,7 @@ def test_a_store_serves_no_result_of_other_code(tmp_path, monkeypatch):
     assert _version.sources_digest(tree) != before
     assert _version.code_identity().startswith(_version.__version__ + "+")
 
-    spec = parse_sweep_spec({**SMALL, "out": str(tmp_path / "o")})
-    models = sweep_spec.validate(spec, None)
-
-    def keys():
-        fits, batches = sweep_plan.plan(spec, models)
-        return {f["key"] for f in fits} | {b["key"] for b in batches}
-
-    ours = keys()
-    monkeypatch.setattr(sweep_plan, "code_identity", lambda: "0.1.0+other")
-    assert not keys() & ours
+    SweepStore(tmp_path).put("fits", "k", {"key": "k"})
+    assert SweepStore(tmp_path).has("fits", "k")
+    monkeypatch.setattr(sweep_store, "code_identity", lambda: "0.1.0+other")
+    assert not SweepStore(tmp_path).has("fits", "k")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .._version import code_identity
+from .._version import __version__
 from ..io.storage import sha256_json, write_run_spec
 from ..seeds import SCHEME, seed_for
 from ..sweep.execute import Executor, report_failures, unstored
@@ -39,7 +39,7 @@ def plan(spec: AblationSpec, compute: str = "cpu") -> list[dict]:
         for i in range(0, len(spec.seeds), spec.ensemble):
             chunk = spec.seeds[i:i + spec.ensemble]
             key = sha256_json({"settings": settings, "device": device, "seeds": chunk,
-                               "compute": compute.split(":")[0], "memsim": code_identity(),
+                               "compute": compute.split(":")[0], "memsim": __version__,
                                "streams": SCHEME})[:20]
             batches.append({"key": key, "variant": v.name, "seeds": chunk,
                             "off": v.off(spec.base.device.switches),

@@ -66,6 +66,9 @@ def _storage_url(storage: str | None) -> str | None:
     return f"sqlite:///{Path(storage).resolve()}"
 
 
+# a part of sweep fit keys, which seed a sweep's random draws: changing it would move every
+# sweep result on record (a store is kept apart per code version by its folder instead)
+SEARCH_VERSION = 2
 OPEN_ATTEMPTS = 4  # workers creating one new database at once can race on its tables
 
 
@@ -77,8 +80,8 @@ def _study_digest(pts, s: OptunaSettings, seed: int, lo: float, hi: float) -> st
     h = hashlib.sha256(np.stack([pts.g, pts.dg]).tobytes())
     if pts.device is not None:
         h.update("\n".join(map(str, pts.device)).encode())
-    h.update(repr((code_identity(), seed, lo, hi, s.folds, s.max_bins, s.q, tuple(s.families),
-                   s.table_bins)).encode())
+    h.update(repr((code_identity(), SEARCH_VERSION, seed, lo, hi, s.folds, s.max_bins, s.q,
+                   tuple(s.families), s.table_bins)).encode())
     return h.hexdigest()[:10]
 
 
@@ -290,6 +293,9 @@ class OptunaBinning(FitMethod):
         doc = super().to_doc()
         doc["families"] = list(doc["families"])
         return doc
+
+    def key_params(self) -> dict:
+        return {**super().key_params(), "search_version": SEARCH_VERSION}
 
     def prepare(self) -> None:
         prepare_storage(self.settings.storage)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from .._version import code_identity
+from .._version import __version__
 from ..devices.registry import device_for_model
 from ..io.storage import sha256_json
 from ..seeds import SCHEME
@@ -17,7 +17,7 @@ from .spec import CONTROL, TABLE_CONTROL, MethodSpec, SweepSpec, TruthSpec
 def _fit_key(truth: TruthSpec, n: int, method: MethodSpec, data_seed: int) -> str:
     return sha256_json({"truth": truth.ident, "sampling": truth.sampling, "n": n,
                         "method": method.method, "params": method.params,
-                        "data_seed": data_seed, "memsim": code_identity(),
+                        "data_seed": data_seed, "memsim": __version__,
                         "streams": SCHEME})[:20]
 
 
@@ -86,7 +86,7 @@ def plan(spec: SweepSpec, models: dict, compute: str = "cpu") -> tuple[list[dict
                                 "ident": [t.ident for t in spec.truths if t.name == b["truth"]],
                                 "sampling": b["sampling"],
                                 "settings": _train_settings(spec, b["network"]),
-                                "compute": compute.split(":")[0], "memsim": code_identity(),
+                                "compute": compute.split(":")[0], "memsim": __version__,
                                 "streams": SCHEME})[:20]
     return fits, batches
 

@@ -1,7 +1,9 @@
 """The store of a sweep: every finished fit cell and training batch as one JSON document under
-``OUT/cache/{fits,batches}/KEY.json``, written atomically; a task that runs twice (a retry,
+``OUT/cache/CODE/{fits,batches}/KEY.json``, written atomically; a task that runs twice (a retry,
 two workers given the same task) leaves the first copy. The executor writes it; the report
-reads only it."""
+reads only it. CODE is memsim's code identity (:func:`~memsim._version.code_identity`): a
+result computed by other code is computed anew, never served. It names the folder, not the
+keys, because a batch's key also seeds its random draws, which must not move with the code."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._version import code_identity
 from ..io.storage import write_json
 from ..models.formats import table_from_document
 from ..models.table import JumpTable
@@ -23,7 +26,7 @@ class SweepStore:
 
     def __init__(self, out: str | Path):
         # a path every worker sees (a shared filesystem for a distributed executor)
-        self.root = Path(out).absolute() / "cache"
+        self.root = Path(out).absolute() / "cache" / code_identity()
 
     def path(self, kind: str, key: str) -> Path:
         if kind not in KINDS:
