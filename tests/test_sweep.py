@@ -245,10 +245,10 @@ def test_reproduce_keeps_a_long_sweep_only_while_its_spec_is_unchanged(tmp_path,
 
 def test_a_store_serves_no_result_of_other_code(tmp_path, monkeypatch):
     """A store's folder is named by a digest of memsim's sources: results of other code (a
-    change that moves a number without a new version) are not served, while the keys, which
-    also seed a batch's draws, stay as they were."""
+    change that moves a number without a new version) are not served. The keys hold no code:
+    a batch's key also seeds its draws, which must not move with every change."""
     from memsim import _version
-    from memsim.sweep import store as sweep_store
+    from memsim.sweep import plan as sweep_plan
 
     tree = tmp_path / "pkg"
     (tree / "sub").mkdir(parents=True)
@@ -259,7 +259,22 @@ def test_a_store_serves_no_result_of_other_code(tmp_path, monkeypatch):
     assert _version.sources_digest(tree) != before
     assert _version.code_identity().startswith(_version.__version__ + "+")
 
+    spec = parse_sweep_spec({**SMALL, "out": str(tmp_path / "o")})
+    models = sweep_spec.validate(spec, None)
+
+    def keys():
+        fits, batches = sweep_plan.plan(spec, models)
+        return [f["key"] for f in fits] + [b["key"] for b in batches]
+
+    ours = keys()
     SweepStore(tmp_path).put("fits", "k", {"key": "k"})
     assert SweepStore(tmp_path).has("fits", "k")
-    monkeypatch.setattr(sweep_store, "code_identity", lambda: "0.1.0+other")
-    assert not SweepStore(tmp_path).has("fits", "k")
+    monkeypatch.setattr(_version, "sources_digest", lambda root: "other code")
+    _version.code_identity.cache_clear()
+    try:
+        assert _version.code_identity().endswith("+other code")
+        assert not SweepStore(tmp_path).has("fits", "k")
+        assert keys() == ours
+    finally:
+        monkeypatch.undo()
+        _version.code_identity.cache_clear()
