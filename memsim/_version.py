@@ -19,8 +19,8 @@ def sources_digest(root: Path) -> str:
 
 @cache
 def code_identity() -> str:
-    """The version and a digest of the package's sources. Stores of finished work (sweep fits
-    and batches, ablation batches, the inference network) key on it, so a result computed by
-    other code is computed anew, never served: the version alone does not change with every
-    change that moves a number."""
+    """The version and a digest of the package's sources. Stores of finished work are kept
+    apart by it (a sweep's or ablation's store folder, the inference network's cache key, an
+    Optuna study's name), so a result computed by other code is computed anew, never served:
+    the version alone does not change with every change that moves a number."""
     return f"{__version__}+{sources_digest(Path(__file__).resolve().parent)}"
