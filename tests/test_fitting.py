@@ -144,6 +144,26 @@ def test_optuna_study_resumes_from_sqlite(tmp_path):
     assert len(optuna.get_all_study_summaries(f"sqlite:///{db}")) == 4
 
 
+def test_a_study_of_other_code_or_optuna_is_not_resumed(monkeypatch):
+    """Trials scored by other memsim code, or proposed by another Optuna's sampler, are not
+    mixed into a search: the study's name changes with either."""
+    import importlib.metadata
+
+    from memsim.fit import optuna_binning
+
+    pts = sample_points(load_synthetic("softbounds"), 100, seed=0).points["set"]
+    settings = OptunaSettings(progress=False)
+    ours = optuna_binning._study_digest(pts, settings, 0, 0.0, 1.0)
+    assert optuna_binning._study_digest(pts, settings, 0, 0.0, 1.0) == ours
+    with monkeypatch.context() as m:
+        m.setattr(optuna_binning, "code_identity", lambda: "0.1.0+other")
+        assert optuna_binning._study_digest(pts, settings, 0, 0.0, 1.0) != ours
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda name: "0.0.1" if name == "optuna" else real(name))
+    assert optuna_binning._study_digest(pts, settings, 0, 0.0, 1.0) != ours
+
+
 def test_a_study_resumed_after_kills_ends_where_an_uninterrupted_one_does(tmp_path):
     """A worker killed mid-fit leaves a trial 'running'; a retry, or a second process on the
     same study at once, resumes it. The table and the trials must be those of an

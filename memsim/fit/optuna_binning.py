@@ -73,15 +73,18 @@ OPEN_ATTEMPTS = 4  # workers creating one new database at once can race on its t
 
 
 def _study_digest(pts, s: OptunaSettings, seed: int, lo: float, hi: float) -> str:
-    """What a stored study must match to be resumed: memsim's code (which scored its trials),
-    the data (and its devices, which the folds follow), the range, the seed (folds and
-    proposals derive from it) and every setting that shapes the search, but not the number of
-    trials (a study run to 50 trials resumes to 100)."""
+    """What a stored study must match to be resumed: memsim's code (which scored its trials)
+    and Optuna's version (whose sampler proposed them), the data (and its devices, which the
+    folds follow), the range, the seed (folds and proposals derive from it) and every setting
+    that shapes the search, but not the number of trials (a study run to 50 trials resumes to
+    100)."""
+    from importlib.metadata import version  # not importing Optuna, which loads slowly
+
     h = hashlib.sha256(np.stack([pts.g, pts.dg]).tobytes())
     if pts.device is not None:
         h.update("\n".join(map(str, pts.device)).encode())
-    h.update(repr((code_identity(), SEARCH_VERSION, seed, lo, hi, s.folds, s.max_bins, s.q,
-                   tuple(s.families), s.table_bins)).encode())
+    h.update(repr((code_identity(), version("optuna"), SEARCH_VERSION, seed, lo, hi, s.folds,
+                   s.max_bins, s.q, tuple(s.families), s.table_bins)).encode())
     return h.hexdigest()[:10]
 
 
