@@ -110,6 +110,12 @@ def test_a_changed_ablation_stopped_midway_leaves_no_old_report(runner, tmp_path
     assert {p.name for p in out.iterdir()} == {"cache", "ablation_spec.yaml"}
     assert yaml.safe_load((out / "ablation_spec.yaml").read_text())["base"]["training"][
         "epochs"] == 2
+    # a spec file corrupted by hand is not a reason for a traceback: the run starts afresh
+    monkeypatch.undo()
+    (out / "ablation_spec.yaml").write_text("base: [unclosed\n")
+    result = run_cli(runner, args)
+    assert result.exit_code == 0, result.output
+    assert (out / "ablation.csv").exists()
 
 
 def _runs(gains: dict[str, float], sd: float, seeds: int = 6, seed: int = 0) -> pd.DataFrame:

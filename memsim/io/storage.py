@@ -83,9 +83,17 @@ def write_run_spec(path: Path, doc: dict, report: tuple[str, ...]) -> None:
     """Write the resolved spec of a resumable run (a sweep, an ablation) to ``path``. When the
     spec already there differs, first remove the old run's ``report`` files beside it: a run
     stopped before its own report must leave no report that the spec beside it did not make."""
-    if path.exists() and yaml.safe_load(path.read_text()) != yaml.safe_load(
-            yaml.safe_dump(doc, sort_keys=False)):
+    if path.exists() and _read_yaml(path) != yaml.safe_load(yaml.safe_dump(doc, sort_keys=False)):
         for name in report:
             (path.parent / name).unlink(missing_ok=True)
     with atomic_write(path) as fh:
         yaml.safe_dump(doc, fh, sort_keys=False)
+
+
+def _read_yaml(path: Path) -> Any:
+    """A YAML file's content, or None when it cannot be read (a spec corrupted or half-edited
+    by hand differs from any spec, so its report is removed, not trusted)."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
