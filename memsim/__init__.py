@@ -11,6 +11,11 @@ the modeling bias of fitted device models. The CLI (``memsim``) is a thin layer 
     pop = memsim.population_for(table, 10_000)                    # devices, pulsed with torch
     result = memsim.train_network(memsim.load_train_spec("experiments/mlp_tiox.yaml"))
     out = memsim.run_sweep(memsim.load_sweep_spec("experiments/bias_synthetic.yaml"))
+    out = memsim.run_ablation(memsim.load_ablation_spec("experiments/ablate_hfox.yaml"))
+    out = memsim.run_inference(memsim.load_infer_spec("experiments/infer_lenet_levy.yaml"))
+
+Every runner takes ``(spec, compute, *, options)``; ``compute`` is cpu, cuda or auto (the
+default, as on the command line: cuda when a CUDA device is available, else cpu).
 
 Names are loaded on first use, so ``import memsim`` stays cheap.
 """
@@ -31,6 +36,7 @@ _API = {
     "FIT_METHODS": "memsim.fit.registry",
     "load_fit_spec": "memsim.fit.experiment",
     "run_fit": "memsim.fit.experiment",
+    "write_fit_outputs": "memsim.fit.experiment",
     "check_table": "memsim.fit.sanity",
     "run_fidelity": "memsim.fit.fidelity",
     "compare_models": "memsim.metrics.distances",
@@ -44,13 +50,19 @@ _API = {
     "load_train_spec": "memsim.train.spec",
     "parse_train_spec": "memsim.train.spec",
     "train_network": "memsim.train.trainer",
+    "write_train_outputs": "memsim.train.trainer",
     # sweeps
     "load_sweep_spec": "memsim.sweep.spec",
     "run_sweep": "memsim.sweep.run",
+    # ablations
+    "load_ablation_spec": "memsim.ablate.spec",
+    "parse_ablation_spec": "memsim.ablate.spec",
+    "run_ablation": "memsim.ablate.run",
     # inference on state look-up tables
     "StateLUT": "memsim.states.lut",
     "parse_lut": "memsim.states.sources",
     "read_state_csv": "memsim.states.sources",
+    "load_infer_spec": "memsim.infer.spec",
     "parse_infer_spec": "memsim.infer.spec",
     "run_inference": "memsim.infer",
     "MemsimError": "memsim.errors",

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .devices.registry import population_for
+from .io.paths import ROOT
 from .models.resolve import load_model
 
 
@@ -53,7 +54,7 @@ def _pulse_rates(pop, pulses: int, device: str, max_count: int, warmup: int,
 def shipped(ref: str) -> str:
     """A data path as given if it exists here, else the one shipped with memsim: a benchmark
     runs from any folder."""
-    return ref if Path(ref).exists() else str(Path(__file__).resolve().parents[1] / ref)
+    return ref if Path(ref).exists() else str(ROOT / ref)
 
 
 def bench_sampling(model_ref: str = "device_data/xbtorch_tiox/optuna_exp_1.5V",
@@ -312,7 +313,7 @@ def bench_cluster(workers: int = 2, spec: dict | None = None,
             if cluster:
                 executor.start()  # the cluster's start-up is timed apart
             t0 = time.perf_counter()
-            run_sweep(sweep, progress=False, log=lambda m: None, executor=executor)
+            run_sweep(sweep, "cpu", progress=False, log=lambda m: None, executor=executor)
             seconds[name] = time.perf_counter() - t0
         fits, batches = plan(sweep, validate(sweep))
         store = SweepStore(Path(tmp) / "dask")

@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import click
@@ -182,11 +183,13 @@ def fit_cmd(sources, method, bins, edges, stat, trials, folds, storage, n_points
              "optuna": {"trials": trials, "folds": folds, "storage": storage},
              "smooth": {"folds": folds}}
     spec = fitrun.parse_fit_spec(merge_flags(raw, flags, file), file)
-    out_dir = spec.out or f"results/fit/{spec.name}-{spec.method}"
-    result = fitrun.run_fit(spec)
-    written = fitrun.write_outputs(result, out_dir)
+    out_dir = fitrun.default_out(spec)
+    with warnings.catch_warnings():  # said below, after the metrics, as one line each
+        warnings.simplefilter("ignore", fitrun.FitWarning)
+        result = fitrun.run_fit(spec)
+    written = fitrun.write_fit_outputs(result, out_dir)
     click.echo(result.metrics.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    for warning in fitrun.warnings_for(result):
+    for warning in result.warnings:
         click.echo(f"memsim: warning: {warning}", err=True)
     click.echo(f"wrote {len(written)} files to {_shown(out_dir)}")
 
@@ -281,7 +284,6 @@ def bias_sweep_cmd(spec_file, epochs, subset, seeds, data_seeds, sizes, truths, 
     from .io.schema import load_yaml
     from .sweep import run_sweep
     from .sweep.spec import parse_sweep_spec
-    from .train.trainer import pick_device
 
     for flag, value in (("--seeds", seeds), ("--data-seeds", data_seeds)):
         if value is not None and value < 1:
@@ -297,9 +299,8 @@ def bias_sweep_cmd(spec_file, epochs, subset, seeds, data_seeds, sizes, truths, 
     spec = parse_sweep_spec(merge_flags(raw, flags, spec_file), spec_file)
     if out is not None:
         spec.out = out
-    compute = pick_device(compute)
-    result = run_sweep(spec, spec_file, compute, progress=not no_progress,
-                             log=lambda msg: click.echo(msg, err=True))
+    result = run_sweep(spec, compute, file=spec_file, progress=not no_progress,
+                       log=lambda msg: click.echo(msg, err=True))
     click.echo((result / "bias.md").read_text())
     click.echo(f"wrote {_shown(result)}")
 
@@ -329,7 +330,6 @@ def ablate_cmd(spec_file, epochs, subset, seeds, jobs, ensemble, cluster, comput
     _out_flag(out)
     from .ablate import parse_ablation_spec, run_ablation
     from .io.schema import load_yaml
-    from .train.trainer import pick_device
 
     if seeds is not None and seeds < 1:
         raise MemsimError(f"--seeds must be at least 1, not {seeds}")
@@ -340,7 +340,7 @@ def ablate_cmd(spec_file, epochs, subset, seeds, jobs, ensemble, cluster, comput
     spec = parse_ablation_spec(raw, spec_file, overrides)
     if out is not None:
         spec.out = out
-    result = run_ablation(spec, pick_device(compute), progress=not no_progress,
+    result = run_ablation(spec, compute, progress=not no_progress,
                           log=lambda msg: click.echo(msg, err=True))
     click.echo((result / "ablation.md").read_text())
     click.echo((result / "ranking.md").read_text())
@@ -366,7 +366,6 @@ def infer_cmd(spec_file, seeds, scales, test_subset, compute, out, no_plots):
     _out_flag(out)
     from .infer import parse_infer_spec, run_inference
     from .io.schema import load_yaml
-    from .train.trainer import pick_device
 
     if seeds is not None and seeds < 1:
         raise MemsimError(f"--seeds must be at least 1, not {seeds}")
@@ -385,8 +384,8 @@ def infer_cmd(spec_file, seeds, scales, test_subset, compute, out, no_plots):
     spec = parse_infer_spec(raw, spec_file)
     if out is not None:
         spec.out = out
-    result = run_inference(spec, pick_device(compute), log=lambda m: click.echo(m, err=True),
-                           plots=not no_plots, raw=raw)
+    result = run_inference(spec, compute, log=lambda m: click.echo(m, err=True),
+                           plots=not no_plots)
     click.echo((result / "inference.md").read_text())
     click.echo(f"wrote {_shown(result)}")
 
@@ -579,8 +578,9 @@ def _bench_fidelity(out: str, seeds: int, sizes: str) -> None:
         raise MemsimError(f"--sizes must be integers separated by commas, not {sizes!r}") from None
     if min(ns) < 100:
         raise MemsimError(f"--sizes: every size must be >= 100, not {min(ns)}")
-    root = Path(__file__).resolve().parent.parent  # the shipped device_data/
-    for path in fidelity.bench(fidelity.FidelitySpec(sizes=ns, seeds=seeds), root,
+    from .io.paths import ROOT  # the shipped device_data/
+
+    for path in fidelity.bench(fidelity.FidelitySpec(sizes=ns, seeds=seeds), ROOT,
                                _cwd_path(out), progress=lambda msg: click.echo(msg, err=True)):
         click.echo(f"wrote {_shown(path)}")
     click.echo(Path(_cwd_path(out), "summary.md").read_text())

@@ -15,10 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import MemsimError
+from .io.paths import ROOT
 from .io.schema import deep_merge, load_yaml
 from .io.storage import save_figure, write_csv
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_fits(specs: list[Path], log) -> list[Path]:
@@ -31,7 +30,7 @@ def run_fits(specs: list[Path], log) -> list[Path]:
         spec.methods["optuna"].settings.progress = False
         result = fitrun.run_fit(spec)
         out = Path(spec.out or ROOT / "results" / "fit" / spec.name)
-        fitrun.write_outputs(result, out)
+        fitrun.write_fit_outputs(result, out)
         outs.append(out)
         log(f"fit {spec.name}: {time.perf_counter() - t0:.0f} s")
     return outs
@@ -105,8 +104,7 @@ def run_sweeps(specs: list[Path], over: dict, log) -> list[Path]:
     for path in specs:
         t0 = time.perf_counter()
         spec = parse_sweep_spec(deep_merge(load_yaml(path), over.get(path.name, {})), path)
-        out = run_sweep(spec, path, "cuda" if _cuda() else "cpu", progress=False,
-                              log=log)
+        out = run_sweep(spec, "auto", file=path, progress=False, log=log)
         outs.append(out)
         log(f"sweep {spec.name}: {time.perf_counter() - t0:.0f} s")
     return outs
@@ -146,7 +144,7 @@ def run_ablations(specs: list[Path], over: dict, log) -> list[Path]:
     for path in specs:
         t0 = time.perf_counter()
         spec = parse_ablation_spec(deep_merge(load_yaml(path), over.get(path.name, {})), path)
-        outs.append(run_ablation(spec, "cuda" if _cuda() else "cpu", progress=False, log=log))
+        outs.append(run_ablation(spec, "auto", progress=False, log=log))
         log(f"ablation {spec.name}: {time.perf_counter() - t0:.0f} s")
     return outs
 
@@ -160,7 +158,7 @@ def run_inferences(specs: list[Path], over: dict, log) -> list[Path]:
         t0 = time.perf_counter()
         raw = deep_merge(load_yaml(path), over.get(path.name, {}))
         spec = parse_infer_spec(raw, path)
-        outs.append(run_inference(spec, "cuda" if _cuda() else "cpu", log=log, raw=raw))
+        outs.append(run_inference(spec, "auto", log=log))
         log(f"inference {spec.name}: {time.perf_counter() - t0:.0f} s")
     return outs
 

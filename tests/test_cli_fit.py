@@ -257,3 +257,39 @@ def test_written_folders_are_shown_as_typed(tmp_path, monkeypatch):
     outside = tmp_path.parent / "elsewhere"
     assert _shown(outside) == str(outside)
     assert _shown(tmp_path / "..x") == "..x"  # a name starting with dots is still inside
+
+
+def test_the_fit_api_warns_and_writes_what_the_cli_writes(runner, tmp_path, monkeypatch):
+    """From a notebook: run_fit issues the read-noise warning the CLI prints (as a
+    FitWarning) and write_fit_outputs writes the CLI's files, no absolute path in them."""
+    import memsim
+    from memsim.fit.experiment import FitWarning
+
+    monkeypatch.chdir(tmp_path)
+    spec = memsim.fit.experiment.parse_fit_spec(
+        {"source": [str(GONG)], "unit": "norm", "method": "binning", "plots": False}, None)
+    with pytest.warns(FitWarning, match="read noise") as caught:
+        result = memsim.run_fit(spec)
+    assert len(caught) == 2 and len(result.warnings) == 2  # once per polarity
+    api = {p.name for p in memsim.write_fit_outputs(result, tmp_path / "api")}
+    cli = run_cli(runner, ["fit", GONG, "--unit", "norm", "--method", "binning", "--no-plots",
+                           "--out", tmp_path / "cli"])
+    assert cli.exit_code == 0, cli.output
+    assert api == {p.name for p in (tmp_path / "cli").iterdir()}
+    for name in api:
+        assert str(tmp_path) not in (tmp_path / "api" / name).read_text(errors="ignore"), name
+    sources = [*yaml.safe_load((tmp_path / "api" / "spec.yaml").read_text())["source"],
+               json.loads((tmp_path / "api" / "table.json").read_text())["metadata"]["source"][0]]
+    assert not any(Path(src).is_absolute() for src in sources), sources
+
+
+@pytest.mark.parametrize("preset", ["xbtorch_target", "softbounds", "asymmetric"])
+def test_shipped_synthetic_data_are_what_the_documented_command_writes(runner, tmp_path,
+                                                                        preset):
+    """device_data/README.md says how device_data/synthetic/ was made: it must still be so."""
+    assert "memsim generate PRESET --n 1000 --seed 0 --unit S" in (DATA / "README.md").read_text()
+    out = tmp_path / "gen.csv"
+    result = run_cli(runner, ["generate", preset, "--n", "1000", "--seed", "0", "--unit", "S",
+                              "--out", out])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == (DATA / "synthetic" / f"{preset}_n1000_seed0.csv").read_bytes()

@@ -48,7 +48,7 @@ def cluster():
 
 def _sweep(tmp_path, name, spec=None, executor=None, **changes):
     spec = parse_sweep_spec({**(spec or SMALL), **changes, "out": str(tmp_path / name)})
-    return run_sweep(spec, progress=False, log=lambda m: None, executor=executor)
+    return run_sweep(spec, "cpu", progress=False, log=lambda m: None, executor=executor)
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +159,7 @@ def test_a_failing_task_is_reported_and_the_rest_goes_on(cluster, tmp_path, monk
     spec = parse_sweep_spec({**SMALL, "out": str(tmp_path / "f"),
                              "cluster": cluster if on_cluster else None})
     with pytest.raises(MemsimError) as err:
-        run_sweep(spec, progress=False, log=logged.append)
+        run_sweep(spec, "cpu", progress=False, log=logged.append)
     message = str(err.value)
     assert "2 of 10 tasks failed" in message and "N=400" in message
     assert "ValueError: disk full" in message and "\n" not in message
@@ -169,7 +169,7 @@ def test_a_failing_task_is_reported_and_the_rest_goes_on(cluster, tmp_path, monk
     assert not (tmp_path / "f" / "bias.csv").exists()
 
     monkeypatch.setattr(sweep_run, "run_fit_cell", run_fit_cell)  # the cause fixed: a rerun
-    out = run_sweep(spec, progress=False, log=lambda m: None)    # completes the rest
+    out = run_sweep(spec, "cpu", progress=False, log=lambda m: None)  # completes the rest
     assert (out / "bias.csv").exists()
 
 
@@ -192,7 +192,7 @@ def test_results_a_worker_keeps_on_its_own_disk_are_failures(cluster, tmp_path, 
     spec = parse_sweep_spec({**SMALL, "out": str(tmp_path / "f"), "cluster": cluster})
     with pytest.raises(MemsimError, match="4 of 10 tasks failed, 4 batches skipped .*"
                                           "filesystem every worker mounts"):
-        run_sweep(spec, progress=False, log=lambda m: None)
+        run_sweep(spec, "cpu", progress=False, log=lambda m: None)
     assert not (tmp_path / "f" / "bias.csv").exists()
 
 

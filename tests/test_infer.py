@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -217,6 +218,27 @@ def test_state_csv_reads_resistances_and_refuses_bad_files(tmp_path):
         read_state_csv(tmp_path, "ohm")
 
 
+def test_state_csv_takes_a_str_path_as_a_path(tmp_path):
+    ok = write(tmp_path / "ok.csv", "state,value\nLRS,10\nLRS,11\nHRS,100\nHRS,120\n")
+    assert read_state_csv(str(ok), "kohm").data.equals(read_state_csv(ok, "kohm").data)
+    with pytest.raises(MemsimError, match="nofile.csv: file not found"):
+        read_state_csv(str(tmp_path / "nofile.csv"), "S")
+    lut = parse_lut(Section({"source": "csv", "file": "ok.csv", "unit": "kohm"}, None),
+                    str(tmp_path))  # a str base folder too
+    assert lut.states == ["HRS", "LRS"]
+
+
+def test_the_default_levy_lut_is_the_shipped_one_wherever_the_spec_lies(tmp_path, monkeypatch):
+    """The form the spec docstring shows, in a spec outside the repository (and run from
+    another folder), reads the shipped table, not one beside the spec."""
+    monkeypatch.chdir(tmp_path)
+    entry = {"name": "levy_2", "source": "levy", "levels": [0, 31]}
+    spec = parse_infer_spec({"luts": [entry], "codings": [{"coding": "analog"}]},
+                            tmp_path / "specs" / "infer.yaml")
+    shipped = parse_lut(Section({**entry, "file": str(LEVY)}, None), None)
+    assert spec.luts[0].lut.data.equals(shipped.data)
+
+
 def tiny_spec(tmp_path, lut_csv, **over) -> dict:
     spec = {"name": "t", "network": {"epochs": 1, "subset": 3000, "batch": 100},
             "layers": ["conv1"], "luts": [{"name": "mine", "source": "csv", "file": str(lut_csv),
@@ -266,6 +288,35 @@ def test_infer_cli_writes_its_tables_and_zero_scale_is_the_float_network(tmp_pat
     res = CliRunner().invoke(main, ["infer", str(spec), "--seeds", "2", "--no-plots"])
     assert res.exit_code == 0, res.output
     assert not (tmp_path / "o" / "ber_by_bit.csv").exists()
+
+
+def test_the_api_records_a_spec_that_reruns_from_its_output(tmp_path, monkeypatch):
+    """run_inference from a notebook writes infer_spec.yaml as the CLI does: the spec as run,
+    its files relative to the output folder, no machine path, results back into that folder."""
+    import yaml
+
+    from memsim import load_infer_spec, run_inference
+    from memsim.io.paths import ROOT
+
+    monkeypatch.setenv("MEMSIM_CACHE", str(tmp_path / "cache"))
+    state_csv(tmp_path)
+    path = tmp_path / "specs" / "infer.yaml"
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump(tiny_spec(
+        tmp_path, "unused", luts=[{"name": "levy_2", "source": "levy", "levels": [0, 31]},
+                                  {"name": "mine", "source": "csv", "file": "../states.csv",
+                                   "unit": "uS"}],
+        codings=[{"coding": "analog"}], scales=[0], seeds=[0], test_subset=100)))
+    spec = load_infer_spec(path)
+    spec.seeds = [3]  # changed in the notebook: recorded as run
+    out = run_inference(spec, "cpu", log=lambda m: None, plots=False)
+    written = out / "infer_spec.yaml"
+    text = written.read_text()
+    assert str(tmp_path) not in text and str(ROOT) not in text
+    again = load_infer_spec(written)
+    assert again.seeds == [3] and Path(again.out).resolve() == out.resolve()
+    for a, b in zip(again.luts, spec.luts, strict=True):
+        assert a.lut.data.equals(b.lut.data)
 
 
 @pytest.mark.parametrize("change,problem", [

@@ -83,6 +83,13 @@ def test_imported_levels_use_the_fast_regular_grid():
     assert pop.stack.identity  # uniform levels -> half-width end bins, still arithmetic lookup
 
 
+@pytest.mark.parametrize("shape", [-3, 0, (4, 0), 2.5, True])
+def test_a_population_of_no_devices_is_refused_in_one_line(shape):
+    with pytest.raises(MemsimError, match="number of devices must be a positive integer"):
+        population_for(load_synthetic("softbounds"), shape)
+    assert population_for(load_synthetic("softbounds"), (2, 3)).g.numel() == 6
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_multi_pulse_counts_and_clipping(device):
     pop = IdealPopulation(0.0, 1.0, levels=100, shape=(6,), device=device)

@@ -28,7 +28,7 @@ SMALL = {
 
 def _run(tmp_path, name, **changes):
     spec = parse_sweep_spec({**SMALL, **changes, "out": str(tmp_path / name)})
-    return run_sweep(spec, progress=False, log=lambda m: None)
+    return run_sweep(spec, "cpu", progress=False, log=lambda m: None)
 
 
 @pytest.fixture(scope="module")

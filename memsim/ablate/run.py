@@ -18,7 +18,7 @@ from ..seeds import SCHEME, seed_for
 from ..sweep.execute import Executor, report_failures, unstored
 from ..sweep.executors import executor_for
 from ..sweep.store import SweepStore
-from ..train.trainer import prepare
+from ..train.trainer import pick_device, prepare
 from .report import REPORT_FILES, write_ablation_report
 from .spec import AblationSpec
 
@@ -69,11 +69,13 @@ def run_batch(batch: dict, spec: AblationSpec, store: SweepStore, compute: str =
                                         "seconds": time.perf_counter() - t0})
 
 
-def run_ablation(spec: AblationSpec, compute: str = "cpu", progress: bool = True, log=print,
-                 executor: Executor | None = None) -> Path:
-    """Run (or resume) an ablation; returns the output directory with its tables."""
+def run_ablation(spec: AblationSpec, compute: str = "auto", *, progress: bool = True,
+                 log=print, executor: Executor | None = None) -> Path:
+    """Run (or resume) an ablation; returns the output directory with its tables.
+    ``compute``: cpu, cuda or auto (cuda when available, as on the command line)."""
     from tqdm.auto import tqdm
 
+    compute = pick_device(compute)
     gpu = compute.startswith("cuda")
     with executor or executor_for(spec.cluster, spec.jobs) as ex:
         ex.start(gpu)  # a cluster that cannot run the batches: refused before any write

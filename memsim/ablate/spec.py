@@ -163,4 +163,6 @@ def parse_ablation_spec(data: dict, file=None, overrides: dict | None = None) ->
 
 
 def load_ablation_spec(path, overrides: dict | None = None) -> AblationSpec:
+    """An ablation spec from its YAML file (relative paths relative to it); ``overrides``
+    merge into its base train spec."""
     return parse_ablation_spec(load_yaml(path), path, overrides)

@@ -7,6 +7,7 @@ up from here.
 
 from __future__ import annotations
 
+from numbers import Integral
 from pathlib import Path
 
 import torch
@@ -88,7 +89,12 @@ def device_for_model(model: DeviceModel, ref: str = "") -> DeviceKind:
 
 def population_for(model: DeviceModel, shape, device="cpu", seed: int = 0, g0=None,
                    dtype=torch.float32) -> Population:
-    """A population of devices following ``model``, started at ``g0`` (default: G_min)."""
+    """A population of devices following ``model``, started at ``g0`` (default: G_min).
+    ``shape``: a count or a tuple of them, each positive (refused here, not deep in torch)."""
+    dims = shape if isinstance(shape, (tuple, list)) else (shape,)
+    if not all(isinstance(d, Integral) and not isinstance(d, bool) and d >= 1 for d in dims):
+        raise MemsimError(f"number of devices must be a positive integer (or a tuple of them), "
+                          f"not {shape!r}")
     pop = device_for_model(model).population(shape, device=device, seed=seed, dtype=dtype)
     if g0 is not None:
         pop.program(g0)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -56,7 +57,7 @@ from .sanity import table_sanity
 
 EXPORTS = ("xbtorch", "crosssim")
 MANAGED = ("table.json", "metrics.csv", "search.csv", "spec.yaml", "fit.png", "table.png",
-           "pulse_train.png", "xbtorch", "crosssim")  # what write_outputs owns in a folder
+           "pulse_train.png", "xbtorch", "crosssim")  # what write_fit_outputs owns in a folder
 
 
 @dataclass
@@ -153,6 +154,7 @@ def default_name(sources: list[str]) -> str:
 
 
 def load_fit_spec(path) -> FitSpec:
+    """A fit spec from its YAML file (relative paths relative to it)."""
     return parse_fit_spec(load_yaml(path), path)
 
 
@@ -169,6 +171,11 @@ class FitResult:
     metrics: pd.DataFrame
     records: list[dict]
     full: PulseData
+    warnings: list[str] = field(default_factory=list)  # see warnings_for
+
+
+class FitWarning(UserWarning):
+    """Something a device engineer should know before trusting a fitted table."""
 
 
 def _is_csv_source(sources: list[str]) -> bool:
@@ -248,6 +255,9 @@ def validate(spec: FitSpec, data: PulseData) -> None:
 
 
 def run_fit(spec: FitSpec) -> FitResult:
+    """Load the spec's data, evaluate its method on a hold-out, fit the exported table on
+    every point and measure it; writes nothing (:func:`write_fit_outputs` does). What a user
+    should know before trusting the table is in ``.warnings`` and issued as FitWarnings."""
     data, generator = load_source(spec)
     validate(spec, data)
     truth = generator
@@ -281,7 +291,11 @@ def run_fit(spec: FitSpec) -> FitResult:
     if truth is not None:
         rows += [{"reference": "truth", "table": "exported", "out_of_sample": True, **r}
                  for r in metrics.compare_models(table, truth, seed=spec.seed)]
-    return FitResult(spec, table, train, held, truth, pd.DataFrame(rows), records, data)
+    result = FitResult(spec, table, train, held, truth, pd.DataFrame(rows), records, data)
+    result.warnings = warnings_for(result)
+    for message in result.warnings:
+        warnings.warn(message, FitWarning, stacklevel=2)
+    return result
 
 
 PLAUSIBLE_G = (1e-11, 1.0)  # siemens: 100 GOhm to 1 Ohm, wider than any ReRAM cell
@@ -317,9 +331,17 @@ def _portable_table(table, out: Path):
     return replace(table, metadata=meta)
 
 
-def write_outputs(result: FitResult, out: str | Path) -> list[Path]:
-    """Write every output into ``out``; files appear only once all are complete."""
-    out = Path(out)
+def default_out(spec: FitSpec) -> Path:
+    """Where a fit's outputs go when neither the caller nor the spec says."""
+    return Path(spec.out or f"results/fit/{spec.name}-{spec.method}")
+
+
+def write_fit_outputs(result: FitResult, out: str | Path | None = None) -> list[Path]:
+    """Write every output into ``out`` (default: the spec's ``out``, else
+    results/fit/NAME-METHOD), as ``memsim fit`` does: the table with its recorded paths
+    relative to ``out``, metrics, search records, the spec, plots and exports. Files appear
+    only once all are complete."""
+    out = Path(out) if out is not None else default_out(result.spec)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

@@ -20,19 +20,22 @@
 Per LUT, ``model`` (empirical, lognormal, normal: how reads are drawn from the measured values)
 and ``d2d`` (each cell one measured device, needs a device column) say how the LUT is used;
 ``times`` the read times (the first is the reference a reader is calibrated at). Relative paths
-are relative to the spec file. Everything (the LUT files included) is checked before anything
+are relative to the spec file; a ``levy`` LUT without ``file:`` reads the table shipped with
+memsim, wherever the spec lies. Everything (the LUT files included) is checked before anything
 runs or is written.
 """
 
 from __future__ import annotations
 
+import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import MemsimError
 from ..io.datasets import subset_check
-from ..io.schema import Section
+from ..io.paths import portable
+from ..io.schema import Section, load_yaml
 from ..states import MODELS, StateLUT, parse_lut
 from .codings import Coding, parse_coding
 from .network import LAYERS, NetworkConfig, check_layers
@@ -57,14 +60,37 @@ class InferSpec:
     test_subset: int | None = None
     out: str | None = None
     file: str | None = None
+    doc: dict = field(default_factory=dict)  # the document parsed: its LUT and coding entries
+    parsed: dict = field(default_factory=dict)  # the recordable fields as the document gave them
 
     def cells(self) -> list[tuple[LUTUse, Coding]]:
         """Every (LUT, coding) pair that is run."""
         return [(use, coding) for use in self.luts for coding, only in self.codings
                 if only is None or use.lut.name in only]
 
+    def recordable(self) -> dict:
+        """The fields a notebook may change after parsing, as a document would give them."""
+        return {"name": self.name, "network": asdict(self.network), "layers": list(self.layers),
+                "scales": list(self.scales), "seeds": list(self.seeds),
+                "test_subset": self.test_subset}
+
+    def record(self, out: str | Path) -> dict:
+        """The spec as run, as a document written into ``out`` that reruns from there: the
+        document parsed, with any field changed since in its new value, LUT files relative to
+        ``out`` (no absolute machine path), results back into ``out``."""
+        base = Path(self.file).parent if self.file else Path.cwd()
+        doc = dict(self.doc)
+        doc.update({k: v for k, v in self.recordable().items() if v != self.parsed.get(k)})
+        if isinstance(doc.get("luts"), list):
+            doc["luts"] = [{**lut, "file": portable(str(base / lut["file"]), out)}
+                           if isinstance(lut, dict) and isinstance(lut.get("file"), str) else lut
+                           for lut in doc["luts"]]
+        return {**doc, "out": "."}
+
 
 def parse_infer_spec(data: dict, file=None) -> InferSpec:
+    """An inference spec from its document; ``file`` (the spec's path) anchors relative paths
+    and names the file in errors."""
     sec = Section(data, file)
     base_dir = Path(file).parent if file is not None else None
     name = sec.take("name", str, Path(file).stem if file else "inference")
@@ -131,5 +157,13 @@ def parse_infer_spec(data: dict, file=None) -> InferSpec:
     test_subset = sec.take("test_subset", int, None, **subset_check(network.dataset, 1))
     out = sec.out_dir(base_dir)
     sec.done()
-    return InferSpec(name, network, layers, luts, codings, [float(s) for s in sorted(scales)],
-                     seeds, test_subset, out, None if file is None else str(file))
+    spec = InferSpec(name, network, layers, luts, codings, [float(s) for s in sorted(scales)],
+                     seeds, test_subset, out, None if file is None else str(file),
+                     copy.deepcopy(data))
+    spec.parsed = spec.recordable()
+    return spec
+
+
+def load_infer_spec(path) -> InferSpec:
+    """An inference spec from its YAML file (relative paths relative to it)."""
+    return parse_infer_spec(load_yaml(path), path)

@@ -14,6 +14,10 @@ def _looks_like_path(value: str) -> bool:
     return Path(value).is_absolute() or os.sep in value or Path(value).exists()
 
 
+# the tree memsim runs from: its shipped device_data/ and experiments/ are found from here, not
+# from the working directory or a spec's folder
+ROOT = Path(__file__).resolve().parents[2]
+
 SQLITE = "sqlite:///"  # an SQLite URL: the path after it is a file, relative or absolute
 
 

@@ -2,13 +2,16 @@
 
 * ``levy``: measured multi-level 1T1R RRAM (device_data/levy_multilevel, MIT, A. Levy): about
   16,000 cells programmed by write-verify to one of 32 levels and read as they relax; choose
-  the levels that become states and the read times.
+  the levels that become states and the read times. Without ``file:``, the table shipped with
+  memsim, wherever the spec lies.
 * ``synaptogen``: the generative HfOx 1T1R model of the PyPI package ``synaptogen`` (MIT,
   T. Hennen; fitted to measured cycling): cells SET at -2 V, then RESET to each stop voltage
   in turn (intermediate states), then fully RESET at its U_max; read at 0.2 V, every cycle.
 * ``csv``: the user's own measurements, ``state,value[,device][,cycle][,time]``.
 
-Adding a source is a function ``(Section, base_dir) -> StateLUT`` and a line in ``SOURCES``.
+Adding a source is a function ``(Section, base_dir) -> StateLUT`` and a line in ``SOURCES``;
+``base_dir`` (a str or Path, or None: the working directory) is what relative files are
+relative to.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import pandas as pd
 
 from .. import seeds
 from ..errors import MemsimError
+from ..io.paths import ROOT
 from ..io.schema import Section
 from ..units import SCALE_TO_SIEMENS
 from .lut import StateLUT
@@ -29,11 +33,12 @@ LEVY_COLUMNS = ["addr", "time_abs", "r", "g", "gi", "range", "timept"]
 LEVY_LEVELS = 32
 RESISTANCE_UNITS = {"ohm": 1.0, "kohm": 1e3, "Mohm": 1e6}
 CSV_UNITS = (*SCALE_TO_SIEMENS, *RESISTANCE_UNITS)
+LEVY_FILE = ROOT / "device_data" / "levy_multilevel" / "techC_relaxdata.min.tsv.gz"
 
 
-def _resolve(path: str, base_dir: Path | None) -> Path:
+def _resolve(path: str | Path, base_dir: str | Path | None) -> Path:
     p = Path(path)
-    return p if p.is_absolute() or base_dir is None else base_dir / p
+    return p if p.is_absolute() or base_dir is None else Path(base_dir) / p
 
 
 def _times(sec: Section, default: list[float]) -> list[float]:
@@ -43,15 +48,15 @@ def _times(sec: Section, default: list[float]) -> list[float]:
     return [float(t) for t in times]
 
 
-def levy_lut(sec: Section, base_dir: Path | None) -> StateLUT:
-    file = sec.take("file", str, "device_data/levy_multilevel/techC_relaxdata.min.tsv.gz")
+def levy_lut(sec: Section, base_dir: str | Path | None) -> StateLUT:
+    file = sec.take("file", str, None)
     levels = sec.number_list("levels", [0, LEVY_LEVELS - 1], integer=True)
     if any(not 0 <= v < LEVY_LEVELS for v in levels) or len(set(levels)) != len(levels):
         raise sec.error("levels", f"must be distinct levels between 0 and {LEVY_LEVELS - 1}")
     if len(levels) < 2:
         raise sec.error("levels", "needs at least 2 levels")
     times = _times(sec, [0.0])
-    path = _resolve(file, base_dir)
+    path = LEVY_FILE if file is None else _resolve(file, base_dir)
     if not path.exists():
         raise MemsimError("file not found", path)
     try:
@@ -96,7 +101,7 @@ def _seeded_synaptogen(seed: int):
 MAX_SYNAPTOGEN_READS = 10**7  # cells x cycles: what simulates in minutes and fits in memory
 
 
-def synaptogen_lut(sec: Section, base_dir: Path | None) -> StateLUT:
+def synaptogen_lut(sec: Section, base_dir: str | Path | None) -> StateLUT:
     cells = sec.take("cells", int, 1000, check=lambda v: v >= 2, check_msg="must be at least 2")
     cycles = sec.take("cycles", int, 100, check=lambda v: v >= 2,
                       check_msg="must be at least 2")
@@ -146,10 +151,11 @@ def _ordered(lut: StateLUT) -> StateLUT:
     return StateLUT(lut.name, [lut.states[i] for i in order], data, lut.source, lut.times)
 
 
-def read_state_csv(path: Path, unit: str, name: str | None = None) -> StateLUT:
+def read_state_csv(path: str | Path, unit: str, name: str | None = None) -> StateLUT:
     """A user's state measurements: header ``state,value`` and optionally ``device``,
     ``cycle``, ``time`` (s since programming, default 0). ``unit``: S/mS/uS/nS for conductances
     or ohm/kohm/Mohm for resistances."""
+    path = Path(path)
     if unit not in CSV_UNITS:
         raise MemsimError(f"unknown unit {unit!r}; use one of {', '.join(CSV_UNITS)}", path,
                           "unit")
@@ -206,7 +212,7 @@ def read_state_csv(path: Path, unit: str, name: str | None = None) -> StateLUT:
     return _ordered(StateLUT(name or path.stem, labels, data, source=str(path)))
 
 
-def csv_lut(sec: Section, base_dir: Path | None) -> StateLUT:
+def csv_lut(sec: Section, base_dir: str | Path | None) -> StateLUT:
     file = sec.take("file", str)
     unit = sec.take("unit", str, choices=CSV_UNITS)
     lut = read_state_csv(_resolve(file, base_dir), unit, sec.take("name", str, None))
@@ -220,7 +226,7 @@ def csv_lut(sec: Section, base_dir: Path | None) -> StateLUT:
 SOURCES = {"levy": levy_lut, "synaptogen": synaptogen_lut, "csv": csv_lut}
 
 
-def parse_lut(sec: Section, base_dir: Path | None) -> StateLUT:
+def parse_lut(sec: Section, base_dir: str | Path | None = None) -> StateLUT:
     """A LUT from one spec entry (``source:`` names the loader, the rest are its options)."""
     source = sec.take("source", str, choices=tuple(SOURCES))
     return SOURCES[source](sec, base_dir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..io.storage import write_run_spec
+from ..train.trainer import pick_device
 from .execute import Executor, report_failures, unstored
 from .executors import executor_for
 from .plan import plan
@@ -14,11 +15,14 @@ from .store import SweepStore
 from .tasks import run_batch, run_fit_cell
 
 
-def run_sweep(spec: SweepSpec, file=None, compute: str = "cpu", progress: bool = True,
+def run_sweep(spec: SweepSpec, compute: str = "auto", *, file=None, progress: bool = True,
               log=print, executor: Executor | None = None) -> Path:
-    """Run (or resume) a sweep; returns the output directory with the final tables."""
+    """Run (or resume) a sweep; returns the output directory with the final tables.
+    ``compute``: cpu, cuda or auto (cuda when available, as on the command line); ``file``:
+    the spec file that errors name."""
     from tqdm.auto import tqdm
 
+    compute = pick_device(compute)
     models = validate(spec, file)
     executor = executor or executor_for(spec.cluster, spec.jobs)
     gpu = compute.startswith("cuda")

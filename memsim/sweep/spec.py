@@ -225,6 +225,7 @@ def parse_sweep_spec(data: dict, file=None) -> SweepSpec:
 
 
 def load_sweep_spec(path) -> SweepSpec:
+    """A sweep spec from its YAML file (relative paths relative to it)."""
     return parse_sweep_spec(load_yaml(path), path)
 
 

@@ -82,6 +82,8 @@ class TrainSpec:
 
 
 def parse_train_spec(data: dict, file=None) -> TrainSpec:
+    """A train spec from its document; ``file`` (the spec's path) anchors relative paths and
+    names the file in errors."""
     sec = Section(data, file)
     base = Path(file).parent if file is not None else None
     spec = TrainSpec()
@@ -234,6 +236,7 @@ def parse_training(tr: Section, base: TrainSettings) -> TrainSettings:
 
 
 def load_train_spec(path) -> TrainSpec:
+    """A train spec from its YAML file (relative paths relative to it)."""
     return parse_train_spec(load_yaml(path), path)
 
 

@@ -25,6 +25,9 @@ from .synapses import DeviceSynapses, FloatSynapses
 
 
 def pick_device(device: str) -> str:
+    """Where to compute, checked before any run writes: ``auto`` (the CLI's default) is cuda
+    when a CUDA device is available, else cpu; cuda without one, or another name, is refused
+    in one line. Every runner (train, sweep, ablation, inference) resolves ``compute`` here."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -182,9 +185,10 @@ def prepare(spec: TrainSpec, compute: str = "cpu", file=None) -> Dataset:
     return data
 
 
-def train(spec: TrainSpec, compute: str = "auto", progress: bool = True,
+def train(spec: TrainSpec, compute: str = "auto", *, progress: bool = True,
           file=None, log=None) -> TrainResult:
-    """Train ``spec``; ``log(epoch, acc, loss)`` after each epoch (per-member arrays)."""
+    """Train ``spec``; ``log(epoch, acc, loss)`` after each epoch (per-member arrays).
+    ``compute``: cpu, cuda or auto (cuda when available, as on the command line)."""
     compute = pick_device(compute)
     data = prepare(spec, compute, file)
     t0 = time.perf_counter()
@@ -212,6 +216,8 @@ def plot_history(result: TrainResult):
 
 
 def write_train_outputs(result: TrainResult, out: str | Path) -> list[Path]:
+    """Write a training's history, summary, spec (paths relative to ``out``) and accuracy
+    plot into ``out``, as ``memsim train`` does."""
     out = Path(out)
     files = [out / "history.csv", out / "summary.csv", out / "spec.yaml", out / "accuracy.png"]
     write_csv(files[0], result.history)
