@@ -3,13 +3,24 @@ resumable studies, seeds."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from conftest import ROOT
 
+from memsim.errors import MemsimError
 from memsim.fit.binning import Binning
 from memsim.fit.optuna_binning import OptunaBinning, OptunaSettings, fit_optuna
-from memsim.fit.smooth import Smooth, SmoothSettings, fit_smooth, weighted_quantile_rows
+from memsim.fit.smooth import (
+    CONTINUOUS_SHAPES,
+    SHAPES,
+    Smooth,
+    SmoothSettings,
+    fit_smooth,
+    lattice_step,
+    weighted_quantile_rows,
+)
 from memsim.metrics import compare_models
 from memsim.metrics.distances import w1_to_truth
 from memsim.models.resolve import load_model
@@ -89,6 +100,55 @@ def test_smooth_keeps_discrete_changes_discrete():
     rows = table.tables["set"].quantiles * 1e6  # steps of 1 uS
     on_step = np.abs(rows - np.round(rows)) < 1e-6
     assert on_step.mean() > 0.9
+
+
+def test_lattice_step_is_found_in_quantised_changes_only():
+    rng = np.random.default_rng(0)
+    steps = 0.25 * rng.integers(-8, 9, 2000) * (1 + 1e-13 * rng.standard_normal(2000))
+    off = rng.uniform(-2, 2, 2000)  # changes between the steps, as a LUT's interpolation gives
+    some = np.where(rng.uniform(size=2000) < 0.15, off, steps)
+    assert lattice_step(some) == pytest.approx(0.25, rel=1e-9)
+    assert lattice_step(np.where(rng.uniform(size=2000) < 0.4, off, steps)) is None
+    assert lattice_step(rng.standard_normal(2000)) is None  # continuous: nothing repeats
+    assert lattice_step(np.r_[steps, np.full(20, 0.1)]) is None  # 0.1 is no multiple of 0.25
+    enode = sample_points(load_model(ROOT / "device_data/crosssim_enode_lut"), 300, seed=0)
+    assert lattice_step(enode.points["set"].dg) == pytest.approx(1e-6, rel=1e-6)
+    taox = sample_points(load_model(ROOT / "device_data/crosssim_taox/1"), 300, seed=0)
+    assert lattice_step(taox.points["set"].dg) is None
+
+
+def test_lattice_shape_stays_on_the_steps_and_beats_the_local_shape_on_a_quantised_truth():
+    """ENODe changes by whole 1 uS steps; at N = 3000 the lattice shape (the kernel-weighted
+    steps mixed with a discretized normal along smooth profiles) is closer to the truth than
+    the kernel-weighted steps alone, each at its cross-validated bandwidth (two data sets)."""
+    truth = load_model(ROOT / "device_data/crosssim_enode_lut")
+    w1 = {"local": 0.0, "lattice": 0.0}
+    for seed, shape in itertools.product((0, 1), w1):
+        data = sample_points(truth, 3000, seed=seed)
+        table, _ = fit_smooth(data, SmoothSettings(shape=shape), seed=0)
+        w1[shape] += np.mean(list(w1_to_truth(table, truth).values()))
+        if shape == "lattice":
+            for pol in ("set", "reset"):
+                rows = table.tables[pol].quantiles * 1e6
+                np.testing.assert_allclose(rows, np.round(rows), atol=1e-6)
+                dg = data.points[pol].dg * 1e6
+                assert rows.min() >= np.round(dg.min()) and rows.max() <= np.round(dg.max())
+    assert w1["lattice"] < 0.95 * w1["local"], w1
+
+
+def test_lattice_shape_only_for_quantised_changes():
+    taox = sample_points(load_model(ROOT / "device_data/crosssim_taox/1"), 400, seed=0)
+    with pytest.raises(MemsimError, match="not quantised"):
+        fit_smooth(taox, SmoothSettings(shape="lattice"), seed=0)
+    _, records = fit_smooth(taox, seed=0)
+    assert {r["shape"] for r in records} == set(CONTINUOUS_SHAPES)
+    _, records = fit_optuna(taox, OptunaSettings(trials=12, progress=False), seed=0)
+    assert {r.get("shape") for r in records} <= {None, *CONTINUOUS_SHAPES}
+    enode = sample_points(load_model(ROOT / "device_data/crosssim_enode_lut"), 400, seed=0)
+    _, records = fit_smooth(enode, seed=0)
+    assert {r["shape"] for r in records} == set(SHAPES)
+    _, records = fit_optuna(enode, OptunaSettings(trials=6, progress=False), seed=0)
+    assert "lattice" in {r.get("shape") for r in records}  # one of the starting points
 
 
 def test_optuna_scores_held_out_data_not_the_fit():

@@ -29,6 +29,7 @@ from ..models.table import JumpTable
 from .base import FitMethod
 from .binning import Binning, BinningSettings, max_bins_for
 from .registry import METHODS
+from .smooth import CONTINUOUS_SHAPES, SHAPES, lattice_step
 
 TRUTHS = {f"TaOx {d}": f"device_data/crosssim_taox/{d}" for d in (1, 10, 22, 28, 35, 41)}
 TRUTHS["ENODe"] = "device_data/crosssim_enode_lut"
@@ -89,11 +90,14 @@ def hindsight(spec: FidelitySpec, cells, root: Path | str = ".") -> pd.DataFrame
     for label, n in cells:
         truth = load_model(Path(root) / spec.truths[label])
         g_range = (truth.g_min, truth.g_max)
-        configs = search_space(settings.families, max_bins_for(n - n // settings.folds,
-                                                               settings.max_bins))
+        datas = [sample_points(truth, n, seed) for seed in range(spec.seeds)]
+        quantised = all(lattice_step(d.points[pol].dg) is not None
+                        for d in datas for pol in POLARITIES)
+        configs = search_space(settings.families,
+                               max_bins_for(n - n // settings.folds, settings.max_bins),
+                               SHAPES if quantised else CONTINUOUS_SHAPES)
         w1 = np.zeros((len(configs), len(POLARITIES), spec.seeds))
-        for seed in range(spec.seeds):
-            data = sample_points(truth, n, seed)
+        for seed, data in enumerate(datas):
             for c, params in enumerate(configs):
                 table = JumpTable({pol: table_for(params, data.points[pol].g,
                                                   data.points[pol].dg, g_range, settings)

@@ -25,7 +25,7 @@ from ..seeds import seed_for
 from .base import FitMethod, FitOutput, at_least_1, at_least_2, data_range, fit_metadata
 from .binning import EDGE_RULES, STATS, cv_crps_binning, fit_binning_polarity, max_bins_for
 from .cv import check_cv_points, fold_labels
-from .smooth import SHAPES, cv_crps_smooth, smooth_table
+from .smooth import CONTINUOUS_SHAPES, cv_crps_smooth, shapes_for, smooth_table
 
 FAMILIES = ("binning", "smooth")
 # kernel sds searched, as fractions of the G range: a geometric grid (ratio 1.5), so that a
@@ -173,16 +173,16 @@ def _search(log, objective, starts: list[dict], trials: int, seed: int, key: int
             user_attrs={"position": k}))
 
 
-def _starting_points(families, max_bins: int) -> list[dict]:
-    """The configurations every search tries first: plain equal-width binning and the two
-    smooth shapes at a middling bandwidth."""
+def _starting_points(families, max_bins: int, shapes=CONTINUOUS_SHAPES) -> list[dict]:
+    """The configurations every search tries first: plain equal-width binning and each
+    smooth shape offered at a middling bandwidth."""
     starts = []
     if "binning" in families:
         starts.append({"family": "binning", "bins": min(PLAIN_BINS, max_bins),
                        "edges": "width", "stat": "empirical"})
     if "smooth" in families:
         middle = BANDWIDTHS[len(BANDWIDTHS) // 2]
-        starts += [{"family": "smooth", "shape": shape, "bandwidth": middle} for shape in SHAPES]
+        starts += [{"family": "smooth", "shape": shape, "bandwidth": middle} for shape in shapes]
     return starts
 
 
@@ -196,9 +196,10 @@ def table_for(params: dict, g, dg, g_range, s: OptunaSettings) -> ConditionalTab
                                 (lo, hi), s.q)
 
 
-def search_space(families, max_bins: int) -> list[dict]:
-    """A finite grid over the search space: every smooth configuration, and binning at the
-    bin counts of a geometric grid (plus the plain 20) with every edge rule and statistic."""
+def search_space(families, max_bins: int, shapes=CONTINUOUS_SHAPES) -> list[dict]:
+    """A finite grid over the search space: every smooth configuration (of the ``shapes``
+    offered), and binning at the bin counts of a geometric grid (plus the plain 20) with every
+    edge rule and statistic."""
     out = []
     if "binning" in families:
         counts = np.unique(np.concatenate([np.round(np.geomspace(1, max_bins, 16)),
@@ -207,7 +208,7 @@ def search_space(families, max_bins: int) -> list[dict]:
                 for k in counts for e in EDGE_RULES for st in STATS]
     if "smooth" in families:
         out += [{"family": "smooth", "shape": shape, "bandwidth": h}
-                for shape in SHAPES for h in BANDWIDTHS]
+                for shape in shapes for h in BANDWIDTHS]
     return out
 
 
@@ -230,11 +231,13 @@ def fit_optuna(data: PulseData, settings: OptunaSettings | None = None, seed: in
         max_bins = max_bins_for(n - n // s.folds, s.max_bins)
 
         scored: dict[tuple, float] = {}  # configurations already cross-validated
+        shapes = shapes_for(pts.dg)  # the lattice shape only for quantised changes
 
-        def objective(trial, pts=pts, labels=labels, max_bins=max_bins, scored=scored):
+        def objective(trial, pts=pts, labels=labels, max_bins=max_bins, scored=scored,
+                      shapes=shapes):
             family = trial.suggest_categorical("family", list(s.families))
             if family == "smooth":
-                shape = trial.suggest_categorical("shape", list(SHAPES))
+                shape = trial.suggest_categorical("shape", list(shapes))
                 h = trial.suggest_categorical("bandwidth", list(BANDWIDTHS))
                 key = (shape, h)
                 if key not in scored:
@@ -255,7 +258,7 @@ def fit_optuna(data: PulseData, settings: OptunaSettings | None = None, seed: in
                               f"{s.study_name}-{pol}-{_study_digest(pts, s, seed, lo, hi)}")
             with tqdm(total=s.trials, desc=f"optuna {pol}", disable=not s.progress or None,
                       leave=False) as bar:
-                done = _search(log, objective, _starting_points(s.families, max_bins),
+                done = _search(log, objective, _starting_points(s.families, max_bins, shapes),
                                s.trials, seed, pi, bar.update)
         chosen = min(done, key=lambda t: t.value)  # the first of equals, as Optuna's best
         params = chosen.params

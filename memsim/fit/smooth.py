@@ -1,7 +1,7 @@
 """Smooth fits: the dG distribution at each G estimated from the points nearby, weighted by a
 Gaussian kernel over G, with the bandwidth and the shape chosen by cross-validated CRPS.
 
-Two shapes:
+Three shapes:
 
 * ``local``: the kernel-weighted empirical distribution of the changes themselves. It keeps
   discrete or multi-modal changes as they are (an ENODe cell's whole-step changes stay whole
@@ -11,9 +11,20 @@ Two shapes:
   the same kernel. The profiles carry the trend across G, so wider kernels (more points per
   estimate) cost no trend bias; the residual shape stays whatever the data show (skewed,
   heavy-tailed, truncated near the range's ends).
+* ``lattice``, offered only when the changes are quantised (most of them repeat on whole
+  multiples of one step, as readings from a coarse readout or a LUT stored in steps do): an
+  even mixture of the kernel-weighted changes, rounded to the step, and a discretized normal
+  on the steps whose mean follows a local-quadratic profile and whose spread a local-linear
+  one, both LATTICE_PROFILE times wider than the kernel. The parametric half borrows
+  strength along G where the empirical half is noisy, and the empirical half keeps the shapes
+  a normal misses; both stay on the steps the data show. Its two constants were chosen by
+  their error against the truth on one benchmark cell (ENODe at N = 3000, `memsim bench
+  fidelity`), so that cell's figure flatters the shape a little; its bandwidth is chosen by
+  cross-validation like any other.
 
 Every estimate is a convex combination of observed changes (location-scale rows are also
-clipped to the observed ΔG range), so a table cannot reach values the data never showed, and
+clipped to the observed ΔG range; lattice rows take only steps between the smallest and the
+largest observed change), so a table cannot reach values the data never showed, and
 rows far from any point fall back to the nearest points instead of extrapolating. Like
 binning, the smooth model learns the changes Algorithm-2 data can show (those that keep G in
 range). It is tabulated on a fine uniform grid of bins so that it samples like any table.
@@ -25,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy import special
 
 from ..errors import MemsimError
 from ..io.data import POLARITIES, PulseData
@@ -33,7 +45,13 @@ from ..models.table import ConditionalTable, JumpTable, probability_grid
 from .base import FitMethod, FitOutput, at_least_2, data_range, fit_metadata
 from .cv import check_cv_points, fold_labels
 
-SHAPES = ("local", "location-scale")
+SHAPES = ("local", "location-scale", "lattice")
+CONTINUOUS_SHAPES = SHAPES[:2]  # the shapes every data set is offered
+LATTICE_MIX = 0.5  # weight of the kernel-weighted changes in the lattice shape
+LATTICE_PROFILE = 5.0  # the lattice shape's profile bandwidth, in kernel bandwidths
+LATTICE_SHARE = 0.75  # share of changes that must repeat on the steps to call data quantised
+PROFILE_BINS = 1024  # bins over G behind the lattice shape's profiles
+MAX_LEVELS = 512  # quantised data with more steps than this are treated as continuous
 BANDWIDTHS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32)  # kernel sd / G range
 PROFILE_GRID = 512  # resolution of the mean and spread profiles
 CV_Q = 32  # probability-grid resolution while scoring candidates
@@ -126,13 +144,108 @@ def _profiles(xs: np.ndarray, y: np.ndarray, bandwidth: float):
     return grid, mean, np.maximum(spread, floor)
 
 
+def lattice_step(dg: np.ndarray) -> float | None:
+    """The step of quantised changes, or None for continuous ones: at least LATTICE_SHARE
+    of the changes take values that occur more than once, and those values are whole
+    multiples of their smallest spacing (at most MAX_LEVELS of them across the range).
+    Values within a billionth of the largest change count as one (a table's steps, stored
+    in one unit and read in another, differ in their last bits). Continuous data repeat no
+    value."""
+    x = np.sort(np.asarray(dg, dtype=float))
+    label = np.concatenate([[0], np.cumsum(np.diff(x) > 1e-9 * (np.max(np.abs(x)) or 1.0))])
+    counts = np.bincount(label)
+    values = x[np.searchsorted(label, np.arange(len(counts)))]
+    repeated = values[counts > 1]
+    if len(repeated) < 2 or counts[counts > 1].sum() < LATTICE_SHARE * len(dg):
+        return None
+    step = float(np.min(np.diff(repeated)))
+    k = repeated / step
+    if np.max(np.abs(k - np.round(k))) > 1e-3 or (values[-1] - values[0]) / step > MAX_LEVELS:
+        return None
+    return step
+
+
+def shapes_for(dg: np.ndarray) -> tuple[str, ...]:
+    """The smooth shapes a data set's changes are offered."""
+    return SHAPES if lattice_step(dg) is not None else CONTINUOUS_SHAPES
+
+
+def _local_poly(x: np.ndarray, weight: np.ndarray, y: np.ndarray, centres: np.ndarray,
+                bandwidth: float, degree: int) -> np.ndarray:
+    """Kernel-weighted local polynomial fit (its intercept) at each centre of values ``y`` at
+    ``x`` carrying ``weight`` points each; weights are relative to each centre's nearest
+    point, so no centre is left without any. A nearly singular fit (too few distinct x in
+    reach) falls back to the local mean."""
+    d = (x[None, :] - centres[:, None]) / bandwidth
+    w = weight * np.exp(-0.5 * (d * d - np.min(d * d, axis=1, keepdims=True)))
+    moments, rhs, wd = [w.sum(axis=1)], [w @ y], w
+    for j in range(1, 2 * degree + 1):
+        wd = wd * d
+        moments.append(wd.sum(axis=1))
+        if j <= degree:
+            rhs.append(wd @ y)
+    moments, rhs = np.stack(moments, axis=1), np.stack(rhs, axis=1)
+    a = moments[:, np.add.outer(np.arange(degree + 1), np.arange(degree + 1))]
+    a = a / moments[:, :1, None]
+    singular = np.abs(np.linalg.det(a)) < 1e-6
+    a[singular] = np.eye(degree + 1)  # replaced below; keeps the solve well posed
+    fit = np.linalg.solve(a, (rhs / moments[:, :1])[..., None])[:, 0, 0]
+    return np.where(singular, rhs[:, 0] / moments[:, 0], fit)
+
+
+def _lattice_rows(xs: np.ndarray, y: np.ndarray, centres: np.ndarray, bandwidth: float,
+                  q: int, step: float) -> np.ndarray:
+    """Quantile rows of the lattice shape (see the module docstring), in steps times step."""
+    k = np.round(y / step)
+    levels = np.arange(k.min(), k.max() + 1)
+    win = Windows(centres, xs, bandwidth)
+    empirical = np.zeros((len(centres), len(levels)))
+    rows = np.broadcast_to(np.arange(len(centres))[:, None], win.idx.shape)
+    at = (k[win.idx] - k.min()).astype(np.int64)
+    np.add.at(empirical, (rows[win.valid], at[win.valid]), win.w[win.valid])
+    empirical /= empirical.sum(axis=1, keepdims=True)
+
+    # the profiles from the points binned finely over G (binned local regression: the bins
+    # are far narrower than the profiles' kernels, and the cost no longer grows with n)
+    b = np.minimum((xs * PROFILE_BINS).astype(np.int64), PROFILE_BINS - 1)
+    count = np.bincount(b, minlength=PROFILE_BINS)
+    keep = count > 0
+    count = count[keep]
+    xb = np.bincount(b, xs, PROFILE_BINS)[keep] / count
+    s1 = np.bincount(b, k, PROFILE_BINS)[keep]
+    s2 = np.bincount(b, k * k, PROFILE_BINS)[keep]
+    h = min(0.5, LATTICE_PROFILE * bandwidth)
+    size = int(np.clip(np.ceil(8 / h), 64, PROFILE_GRID))
+    grid = (np.arange(size) + 0.5) / size
+    mean = np.clip(_local_poly(xb, count, s1 / count, grid, h, 2), k.min(), k.max())
+    mean_b = np.interp(xb, grid, mean)
+    resid2 = (s2 - 2 * mean_b * s1) / count + mean_b ** 2  # mean squared residual per bin
+    var = _local_poly(xb, count, resid2, grid, h, 1) - 1 / 12  # less the rounding's variance
+    m = np.interp(centres, grid, mean)[:, None]
+    sd = np.interp(centres, grid, np.sqrt(np.maximum(var, 0.01)))[:, None]
+    cdf = special.ndtr((levels[None, :] + 0.5 - m) / sd)
+    cdf[:, -1] = 1.0  # the last step takes the upper tail, the first the lower one
+    normal = np.diff(cdf, axis=1, prepend=0.0)
+
+    mixture = np.cumsum(LATTICE_MIX * empirical + (1 - LATTICE_MIX) * normal, axis=1)
+    p = np.clip(probability_grid(q), 0.5 / q, 1 - 0.5 / q)  # no step of zero mass at the ends
+    idx = (mixture[:, None, :] < p[None, :, None] * mixture[:, -1:, None]).sum(axis=2)
+    return step * levels[np.minimum(idx, len(levels) - 1)]
+
+
 def conditional_rows(x: np.ndarray, y: np.ndarray, centres: np.ndarray, bandwidth: float,
-                     shape: str, q: int) -> np.ndarray:
-    """Quantile rows of the dG distribution at each normalised G in ``centres``."""
+                     shape: str, q: int, step: float | None = None) -> np.ndarray:
+    """Quantile rows of the dG distribution at each normalised G in ``centres``; the
+    lattice shape needs the data's ``step`` (:func:`lattice_step`)."""
     if shape not in SHAPES:
         raise MemsimError(f"unknown smooth shape {shape!r}; use one of {', '.join(SHAPES)}")
     order = np.argsort(x, kind="stable")
     xs, y = x[order], y[order]
+    if shape == "lattice":
+        if step is None:
+            raise MemsimError("the lattice shape needs quantised changes (most of them "
+                              "repeating on whole multiples of one step); these are not")
+        return _lattice_rows(xs, y, centres, bandwidth, q, step)
     win = Windows(centres, xs, bandwidth)
     if shape == "local":
         return win.quantile_rows(y, q)
@@ -144,24 +257,29 @@ def conditional_rows(x: np.ndarray, y: np.ndarray, centres: np.ndarray, bandwidt
 
 
 def smooth_table(g, dg, lo: float, hi: float, bandwidth: float, shape: str, bins: int,
-                 q: int) -> ConditionalTable:
-    """A smooth fit of one polarity tabulated on ``bins`` equal-width bins over [lo, hi]."""
+                 q: int, step: float | None = None) -> ConditionalTable:
+    """A smooth fit of one polarity tabulated on ``bins`` equal-width bins over [lo, hi]
+    (``step``: the changes' quantisation step, found from them when None)."""
+    if shape == "lattice" and step is None:
+        step = lattice_step(dg)
     edges = np.linspace(lo, hi, bins + 1)
     centres = (np.arange(bins) + 0.5) / bins
-    rows = conditional_rows((g - lo) / (hi - lo), dg, centres, bandwidth, shape, q)
+    rows = conditional_rows((g - lo) / (hi - lo), dg, centres, bandwidth, shape, q, step)
     return ConditionalTable(edges, "quantile", quantiles=rows)
 
 
 def cv_crps_smooth(g, dg, labels, bandwidth: float, shape: str, g_range, bins: int) -> float:
     """Mean held-out CRPS of a smooth setting over the folds in ``labels``. Scored on a grid
     of at most ``bins`` bins, a few per bandwidth (finer grids change nothing a wide kernel
-    can show, and cost time in every trial of a search)."""
+    can show, and cost time in every trial of a search). The quantisation step is found once
+    from all the points, so every fold's fit uses the same steps."""
     lo, hi = g_range
     bins = int(np.clip(np.ceil(4 / bandwidth), 32, bins))
+    step = lattice_step(dg) if shape == "lattice" else None
     total = 0.0
     for f in range(labels.max() + 1):
         train = labels != f
-        table = smooth_table(g[train], dg[train], lo, hi, bandwidth, shape, bins, CV_Q)
+        table = smooth_table(g[train], dg[train], lo, hi, bandwidth, shape, bins, CV_Q, step)
         total += table_crps(table, g[~train], dg[~train]).sum()
     return total / len(g)
 
@@ -170,7 +288,7 @@ def cv_crps_smooth(g, dg, labels, bandwidth: float, shape: str, g_range, bins: i
 class SmoothSettings:
     folds: int = 5
     bandwidths: tuple[float, ...] = BANDWIDTHS  # candidate kernel sds, fractions of the range
-    shape: str = "auto"  # local, location-scale, or auto (chosen by CV)
+    shape: str = "auto"  # local, location-scale, lattice, or auto (chosen by CV)
     table_bins: int = 256
     q: int = 128
 
@@ -183,14 +301,16 @@ def fit_smooth(data: PulseData, settings: SmoothSettings | None = None, seed: in
         raise MemsimError(f"smooth shape must be auto or one of {', '.join(SHAPES)}, "
                           f"not {s.shape!r}")
     lo, hi = data_range(data, g_range)
-    shapes = SHAPES if s.shape == "auto" else (s.shape,)
     tables, records, chosen = {}, [], {}
     for pi, pol in enumerate(POLARITIES):
         pts = data.points[pol]
         check_cv_points(len(pts), s.folds, pol, "a smooth fit")
         labels = fold_labels(len(pts), s.folds, seed, pts.device, key=pi)
+        if s.shape == "lattice" and lattice_step(pts.dg) is None:
+            raise MemsimError(f"smooth shape lattice: the {pol} changes are not quantised "
+                              "(most of them would repeat on whole multiples of one step)")
         best = None
-        for shape in shapes:
+        for shape in shapes_for(pts.dg) if s.shape == "auto" else (s.shape,):
             for h in s.bandwidths:
                 score = cv_crps_smooth(pts.g, pts.dg, labels, h, shape, (lo, hi), s.table_bins)
                 records.append({"polarity": pol, "shape": shape, "bandwidth": h,
