@@ -51,6 +51,7 @@ def _specs(tmp_path):
 
 
 @pytest.mark.parametrize("compute,problem", [("gpu", "must be cpu, cuda or auto, not 'gpu'"),
+                                             (None, "must be cpu, cuda or auto, not None"),
                                              ("cuda", "no CUDA device is available")])
 @pytest.mark.parametrize("name", RUNNERS)
 def test_a_runner_refuses_a_compute_it_cannot_use_before_writing(tmp_path, monkeypatch, name,

@@ -28,12 +28,14 @@ def pick_device(device: str) -> str:
     """Where to compute, checked before any run writes: ``auto`` (the CLI's default) is cuda
     when a CUDA device is available, else cpu; cuda without one, or another name, is refused
     in one line. Every runner (train, sweep, ablation, inference) resolves ``compute`` here."""
+    if not isinstance(device, str) or (device not in ("auto", "cpu")
+                                       and not device.startswith("cuda")):
+        raise MemsimError(f"compute (--compute) must be cpu, cuda or auto, not {device!r}")
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise MemsimError("--compute cuda asked for, but no CUDA device is available")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise MemsimError(f"--compute must be cpu, cuda or auto, not {device!r}")
+        raise MemsimError(f"compute {device!r} asked for (--compute), but no CUDA device is "
+                          "available")
     return device
 
 
