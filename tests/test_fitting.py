@@ -110,6 +110,11 @@ def test_lattice_step_is_found_in_quantised_changes_only():
     assert lattice_step(some) == pytest.approx(0.25, rel=1e-9)
     assert lattice_step(np.where(rng.uniform(size=2000) < 0.4, off, steps)) is None
     assert lattice_step(rng.standard_normal(2000)) is None  # continuous: nothing repeats
+    coincide = np.r_[off[:10], off[:10]]  # a few values met twice among very many
+    assert lattice_step(np.r_[rng.standard_normal(20000), coincide]) is None
+    many = np.where(rng.uniform(size=40000) < 0.15, rng.uniform(-2, 2, 40000),
+                    0.25 * rng.integers(-8, 9, 40000))
+    assert lattice_step(np.r_[many, coincide]) == pytest.approx(0.25, rel=1e-9)
     assert lattice_step(np.r_[steps, np.full(20, 0.1)]) is None  # 0.1 is no multiple of 0.25
     enode = sample_points(load_model(ROOT / "device_data/crosssim_enode_lut"), 300, seed=0)
     assert lattice_step(enode.points["set"].dg) == pytest.approx(1e-6, rel=1e-6)

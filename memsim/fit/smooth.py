@@ -145,24 +145,27 @@ def _profiles(xs: np.ndarray, y: np.ndarray, bandwidth: float):
 
 
 def lattice_step(dg: np.ndarray) -> float | None:
-    """The step of quantised changes, or None for continuous ones: at least LATTICE_SHARE
-    of the changes take values that occur more than once, and those values are whole
-    multiples of their smallest spacing (at most MAX_LEVELS of them across the range).
-    Values within a billionth of the largest change count as one (a table's steps, stored
-    in one unit and read in another, differ in their last bits). Continuous data repeat no
-    value."""
+    """The step of quantised changes, or None for continuous ones. The step is the smallest
+    spacing of the values that recur often (in at least one change in a thousand, and twice);
+    those values must be whole multiples of it (at most MAX_LEVELS across the range), and at
+    least LATTICE_SHARE of all changes must lie on its multiples. Values within a billionth
+    of the largest change count as one (a table's steps, stored in one unit and read in
+    another, differ in their last bits). Continuous data have no recurring values, though
+    among very many a few may coincide."""
     x = np.sort(np.asarray(dg, dtype=float))
-    label = np.concatenate([[0], np.cumsum(np.diff(x) > 1e-9 * (np.max(np.abs(x)) or 1.0))])
+    scale = float(np.max(np.abs(x))) or 1.0
+    label = np.concatenate([[0], np.cumsum(np.diff(x) > 1e-9 * scale)])
     counts = np.bincount(label)
     values = x[np.searchsorted(label, np.arange(len(counts)))]
-    repeated = values[counts > 1]
-    if len(repeated) < 2 or counts[counts > 1].sum() < LATTICE_SHARE * len(dg):
+    frequent = values[counts >= max(2, len(x) // 1000)]
+    if len(frequent) < 2:
         return None
-    step = float(np.min(np.diff(repeated)))
-    k = repeated / step
-    if np.max(np.abs(k - np.round(k))) > 1e-3 or (values[-1] - values[0]) / step > MAX_LEVELS:
+    step = float(np.min(np.diff(frequent)))
+    k = frequent / step
+    if np.max(np.abs(k - np.round(k))) > 1e-3 or (x[-1] - x[0]) / step > MAX_LEVELS:
         return None
-    return step
+    on = np.abs(x / step - np.round(x / step)) <= 1e-3
+    return step if on.mean() >= LATTICE_SHARE else None
 
 
 def shapes_for(dg: np.ndarray) -> tuple[str, ...]:
