@@ -80,3 +80,13 @@ def test_fit_methods_take_their_spec_keys_and_refuse_what_is_not_data():
         memsim.get_method("smooth", 0.02)
     with pytest.raises(MemsimError, match="data to fit must be PulseData .* not str"):
         memsim.fit_table("device_data/crosssim_ramps/set.csv", "binning")
+
+
+def test_a_fit_from_the_api_names_what_is_wrong_with_its_data_or_range():
+    data = memsim.sample_points(memsim.load_model("preset:softbounds"), 200, seed=0,
+                                polarities=("set",))
+    with pytest.raises(MemsimError, match="the data hold no reset points"):
+        memsim.fit_table(data, "binning")
+    data = memsim.sample_points(memsim.load_model("preset:softbounds"), 200, seed=0)
+    with pytest.raises(MemsimError, match=r"g_range \(1, 0\) is empty"):
+        memsim.fit_table(data, "binning", g_range=(1, 0))

@@ -65,6 +65,8 @@ class FitMethod(ABC):
         """Fit both polarities of ``data`` on ``g_range`` (default: the data's range); the
         table is checked against the data (:func:`~memsim.fit.sanity.check_table`) and refused
         if any bin reaches beyond what the data support."""
+        require_both_polarities(data, ", ".join(str(src.get("path", "")) for src in data.sources
+                                                if src.get("path")) or None)
         out = self.estimate(data, seed=seed, g_range=g_range)
         check_table(out.table, data)
         return out
@@ -96,8 +98,23 @@ class FitMethod(ABC):
         return {k: v for k, v in self.to_doc().items() if k not in self.where_fields}
 
 
+def require_both_polarities(data: PulseData, where: str | None = None) -> None:
+    """A jump table has a SET and a RESET side: data with no points of one are refused."""
+    for pol in POLARITIES:
+        if data.n(pol) == 0:
+            raise MemsimError(f"the data hold no {pol} points; a jump table needs both "
+                              "polarities", where)
+
+
 def data_range(data: PulseData, g_range) -> tuple[float, float]:
-    lo, hi = g_range if g_range is not None else data.g_range()
+    """The G range a fit covers: ``g_range`` if given, else the data's."""
+    if g_range is not None:
+        lo, hi = g_range
+        if not hi > lo:
+            raise MemsimError(f"g_range ({lo:g}, {hi:g}) is empty: its upper end must exceed "
+                              "its lower")
+        return float(lo), float(hi)
+    lo, hi = data.g_range()
     if not hi > lo:
         raise MemsimError("conductance range of the data is empty")
     return float(lo), float(hi)

@@ -51,7 +51,7 @@ from ..models.resolve import load_model, ref_name, resolve_ref
 from ..models.sampling import MAX_POINTS, sample_points
 from ..units import INPUT_UNITS, to_internal
 from . import plots
-from .base import FitMethod
+from .base import FitMethod, require_both_polarities
 from .registry import METHODS
 from .sanity import table_sanity
 
@@ -246,11 +246,9 @@ def split_holdout(data: PulseData, fraction: float, seed: int) -> tuple[PulseDat
 
 def validate(spec: FitSpec, data: PulseData) -> None:
     """Refuse impossible settings before any work (and before any file is written)."""
+    require_both_polarities(data, ", ".join(spec.source))
     for pol in POLARITIES:
         n_fit = data.n(pol) - int(round(spec.holdout * data.n(pol)))  # the holdout fit's
-        if data.n(pol) == 0:
-            raise MemsimError(f"the data hold no {pol} points; a jump table needs both "
-                              "polarities", ", ".join(spec.source))
         spec.fitter.check_points(n_fit, pol, ", ".join(spec.source))
 
 
