@@ -233,7 +233,24 @@ def _lattice_rows(xs: np.ndarray, y: np.ndarray, centres: np.ndarray, bandwidth:
     mixture = np.cumsum(LATTICE_MIX * empirical + (1 - LATTICE_MIX) * normal, axis=1)
     p = np.clip(probability_grid(q), 0.5 / q, 1 - 0.5 / q)  # no step of zero mass at the ends
     idx = (mixture[:, None, :] < p[None, :, None] * mixture[:, -1:, None]).sum(axis=2)
-    return step * levels[np.minimum(idx, len(levels) - 1)]
+    return _level_values(y, levels, step)[np.minimum(idx, len(levels) - 1)]
+
+
+def _level_values(y: np.ndarray, levels: np.ndarray, step: float) -> np.ndarray:
+    """The value of each step as the data show it: its most frequent change (values within
+    a billionth of the largest counting as one, represented by their median), so that a
+    table's steps coincide with the data's to the last bit; a step on which no value recurs,
+    its multiple of ``step``."""
+    ys = np.sort(y)
+    label = np.concatenate([[0], np.cumsum(np.diff(ys) > 1e-9 * (np.max(np.abs(ys)) or 1.0))])
+    counts = np.bincount(label)
+    value = ys[np.searchsorted(label, np.arange(len(counts))) + counts // 2]  # their median
+    level = np.round(value / step)
+    order = np.lexsort((-counts, level))  # by step, the most frequent value first
+    at = np.minimum(np.searchsorted(level[order], levels), len(order) - 1)
+    best = order[at]
+    use = (level[best] == levels) & (counts[best] > 1)
+    return np.where(use, value[best], step * levels)
 
 
 def conditional_rows(x: np.ndarray, y: np.ndarray, centres: np.ndarray, bandwidth: float,
