@@ -144,25 +144,31 @@ def _profiles(xs: np.ndarray, y: np.ndarray, bandwidth: float):
     return grid, mean, np.maximum(spread, floor)
 
 
+def _distinct_values(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of ``x`` (ascending) and how often each occurs, values within a
+    billionth of the largest counting as one (a table's steps, stored in one unit and read in
+    another, differ in their last bits) and represented by their median."""
+    x = np.sort(np.asarray(x, dtype=float))
+    label = np.concatenate([[0], np.cumsum(np.diff(x) > 1e-9 * (np.max(np.abs(x)) or 1.0))])
+    counts = np.bincount(label)
+    return x[np.searchsorted(label, np.arange(len(counts))) + counts // 2], counts
+
+
 def lattice_step(dg: np.ndarray) -> float | None:
     """The step of quantised changes, or None for continuous ones. The step is the smallest
     spacing of the values that recur often (in at least one change in a thousand, and twice);
     those values must be whole multiples of it (at most MAX_LEVELS across the range), and at
-    least LATTICE_SHARE of all changes must lie on its multiples. Values within a billionth
-    of the largest change count as one (a table's steps, stored in one unit and read in
-    another, differ in their last bits). Continuous data have no recurring values, though
-    among very many a few may coincide."""
-    x = np.sort(np.asarray(dg, dtype=float))
-    scale = float(np.max(np.abs(x))) or 1.0
-    label = np.concatenate([[0], np.cumsum(np.diff(x) > 1e-9 * scale)])
-    counts = np.bincount(label)
-    values = x[np.searchsorted(label, np.arange(len(counts)))]
+    least LATTICE_SHARE of all changes must lie on its multiples (:func:`_distinct_values`
+    says which values are one). Continuous data have no recurring values, though among very
+    many a few may coincide."""
+    x = np.asarray(dg, dtype=float)
+    values, counts = _distinct_values(x)
     frequent = values[counts >= max(2, len(x) // 1000)]
     if len(frequent) < 2:
         return None
     step = float(np.min(np.diff(frequent)))
     k = frequent / step
-    if np.max(np.abs(k - np.round(k))) > 1e-3 or (x[-1] - x[0]) / step > MAX_LEVELS:
+    if np.max(np.abs(k - np.round(k))) > 1e-3 or (values[-1] - values[0]) / step > MAX_LEVELS:
         return None
     on = np.abs(x / step - np.round(x / step)) <= 1e-3
     return step if on.mean() >= LATTICE_SHARE else None
@@ -237,14 +243,10 @@ def _lattice_rows(xs: np.ndarray, y: np.ndarray, centres: np.ndarray, bandwidth:
 
 
 def _level_values(y: np.ndarray, levels: np.ndarray, step: float) -> np.ndarray:
-    """The value of each step as the data show it: its most frequent change (values within
-    a billionth of the largest counting as one, represented by their median), so that a
-    table's steps coincide with the data's to the last bit; a step on which no value recurs,
-    its multiple of ``step``."""
-    ys = np.sort(y)
-    label = np.concatenate([[0], np.cumsum(np.diff(ys) > 1e-9 * (np.max(np.abs(ys)) or 1.0))])
-    counts = np.bincount(label)
-    value = ys[np.searchsorted(label, np.arange(len(counts))) + counts // 2]  # their median
+    """The value of each step as the data show it: its most frequent change (of the
+    :func:`_distinct_values`), so that a table's steps coincide with the data's to the last
+    bit; a step on which no value recurs, its multiple of ``step``."""
+    value, counts = _distinct_values(y)
     level = np.round(value / step)
     order = np.lexsort((-counts, level))  # by step, the most frequent value first
     at = np.minimum(np.searchsorted(level[order], levels), len(order) - 1)
