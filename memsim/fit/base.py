@@ -65,8 +65,7 @@ class FitMethod(ABC):
         """Fit both polarities of ``data`` on ``g_range`` (default: the data's range); the
         table is checked against the data (:func:`~memsim.fit.sanity.check_table`) and refused
         if any bin reaches beyond what the data support."""
-        require_both_polarities(data, ", ".join(str(src.get("path", "")) for src in data.sources
-                                                if src.get("path")) or None)
+        require_both_polarities(data, ", ".join(src["path"] for src in data.sources) or None)
         out = self.estimate(data, seed=seed, g_range=g_range)
         check_table(out.table, data)
         return out
