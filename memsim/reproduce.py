@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -28,11 +29,15 @@ def run_fits(specs: list[Path], log) -> list[Path]:
         t0 = time.perf_counter()
         spec = fitrun.load_fit_spec(path)
         spec.methods["optuna"].settings.progress = False
-        result = fitrun.run_fit(spec)
+        with warnings.catch_warnings():  # logged below, one line each
+            warnings.simplefilter("ignore", fitrun.FitWarning)
+            result = fitrun.run_fit(spec)
         out = Path(spec.out or ROOT / "results" / "fit" / spec.name)
         fitrun.write_fit_outputs(result, out)
         outs.append(out)
         log(f"fit {spec.name}: {time.perf_counter() - t0:.0f} s")
+        for warning in result.warnings:
+            log(f"fit {spec.name}: warning: {warning}")
     return outs
 
 

@@ -294,3 +294,18 @@ def test_shipped_synthetic_data_are_what_the_documented_command_writes(runner, t
                               "--out", out])
     assert result.exit_code == 0, result.output
     assert out.read_bytes() == (DATA / "synthetic" / f"{preset}_n1000_seed0.csv").read_bytes()
+
+
+def test_reproduce_logs_a_fits_warnings_as_lines(tmp_path):
+    """make reproduce says what memsim fit warns of, one log line each, no Python warning."""
+    import warnings
+
+    from memsim.reproduce import run_fits
+
+    spec = tmp_path / "gong.yaml"
+    spec.write_text(f"source: {GONG}\nunit: norm\nmethod: binning\nplots: false\nout: o\n")
+    lines = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run_fits([spec], lines.append)
+    assert sum("warning:" in line and "read noise" in line for line in lines) == 2, lines
