@@ -204,7 +204,8 @@ def _local_poly(x: np.ndarray, weight: np.ndarray, y: np.ndarray, centres: np.nd
 
 def _lattice_rows(xs: np.ndarray, y: np.ndarray, centres: np.ndarray, bandwidth: float,
                   q: int, step: float) -> np.ndarray:
-    """Quantile rows of the lattice shape (see the module docstring), in steps times step."""
+    """Quantile rows of the lattice shape (see the module docstring); every entry is a step,
+    valued as the data show it (:func:`_level_values`)."""
     k = np.round(y / step)
     levels = np.arange(k.min(), k.max() + 1)
     win = Windows(centres, xs, bandwidth)
