@@ -220,7 +220,7 @@ def main(argv=None) -> int:
         stage = lambda key: [base / s for s in plan.get(key, {}).get("specs", [])]  # noqa: E731
         reduced = args.scale == "reduced"
         run_fits(stage("fits"), log)
-        if not reduced:  # 15 minutes on 2 cores: the reduced scale keeps results/fidelity
+        if not reduced:  # 30 minutes on 2 cores: the reduced scale keeps results/fidelity
             run_fidelity(plan.get("fidelity"), log)  # as `memsim bench fidelity` wrote it
         over = plan.get("trainings", {}).get("reduced", {}) if reduced else {}
         run_trainings(stage("trainings"), over, log)

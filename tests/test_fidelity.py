@@ -102,6 +102,9 @@ def test_hindsight_finds_the_best_configuration_and_is_written(tmp_path):
     assert "In hindsight" in (tmp_path / "fid" / "summary.md").read_text()
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "fid" / "hindsight.csv"), best,
                                   check_dtype=False)
+    files = fidelity.write_fidelity(runs, tmp_path / "fid")  # a rerun that misses nothing
+    assert not (tmp_path / "fid" / "hindsight.csv").exists()
+    assert "In hindsight" not in (tmp_path / "fid" / "summary.md").read_text()
 
 
 def test_results_readme_states_misses_and_their_hindsight(tmp_path):

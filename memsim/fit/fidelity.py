@@ -95,7 +95,7 @@ def hindsight(spec: FidelitySpec, cells, root: Path | str = ".") -> pd.DataFrame
                         for d in datas for pol in POLARITIES)
         configs = search_space(settings.families,
                                max_bins_for(n - n // settings.folds, settings.max_bins),
-                               SHAPES if quantised else CONTINUOUS_SHAPES)
+                               SHAPES if quantised else CONTINUOUS_SHAPES, (False, True))
         w1 = np.zeros((len(configs), len(POLARITIES), spec.seeds))
         for seed, data in enumerate(datas):
             for c, params in enumerate(configs):
@@ -113,7 +113,8 @@ def hindsight(spec: FidelitySpec, cells, root: Path | str = ".") -> pd.DataFrame
 
 def describe_config(params: dict) -> str:
     if params["family"] == "smooth":
-        return f"smooth {params['shape']}, bandwidth {params['bandwidth']:g}"
+        apart = ", apart at jumps" if params.get("jumps") else ""
+        return f"smooth {params['shape']}, bandwidth {params['bandwidth']:g}{apart}"
     return f"binning, {params['bins']} bins by {params['edges']}, {params['stat']}"
 
 
@@ -237,6 +238,8 @@ def write_fidelity(runs: pd.DataFrame, out: Path | str,
         text += [hindsight_sentence(hindsight_ratios(best, summary)), "",
                  markdown(best, floatfmt=".3g"), ""]
         names.append("hindsight.csv")
+    else:  # a rerun with nothing missed leaves no hindsight of an earlier run behind
+        (out / "hindsight.csv").unlink(missing_ok=True)
     write_text(out / "summary.md", "\n".join(text))
     save_figure(out / "ratios.png", plot_ratios(summary))
     return [out / n for n in names]

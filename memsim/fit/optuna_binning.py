@@ -25,7 +25,14 @@ from ..seeds import seed_for
 from .base import FitMethod, FitOutput, at_least_1, at_least_2, data_range, fit_metadata
 from .binning import EDGE_RULES, STATS, cv_crps_binning, fit_binning_polarity, max_bins_for
 from .cv import check_cv_points, fold_labels
-from .smooth import CONTINUOUS_SHAPES, cv_crps_smooth, shapes_for, smooth_table
+from .smooth import (
+    CONTINUOUS_SHAPES,
+    cv_crps_smooth,
+    fold_cuts,
+    jump_options,
+    shapes_for,
+    smooth_table,
+)
 
 FAMILIES = ("binning", "smooth")
 # kernel sds searched, as fractions of the G range: a geometric grid (ratio 1.5), so that a
@@ -173,16 +180,18 @@ def _search(log, objective, starts: list[dict], trials: int, seed: int, key: int
             user_attrs={"position": k}))
 
 
-def _starting_points(families, max_bins: int, shapes=CONTINUOUS_SHAPES) -> list[dict]:
+def _starting_points(families, max_bins: int, shapes=CONTINUOUS_SHAPES,
+                     jumps=(False,)) -> list[dict]:
     """The configurations every search tries first: plain equal-width binning and each
-    smooth shape offered at a middling bandwidth."""
+    smooth shape offered at a middling bandwidth (not fitted apart at jumps)."""
     starts = []
     if "binning" in families:
         starts.append({"family": "binning", "bins": min(PLAIN_BINS, max_bins),
                        "edges": "width", "stat": "empirical"})
     if "smooth" in families:
         middle = BANDWIDTHS[len(BANDWIDTHS) // 2]
-        starts += [{"family": "smooth", "shape": shape, "bandwidth": middle} for shape in shapes]
+        starts += [{"family": "smooth", "shape": shape, "bandwidth": middle,
+                    **({"jumps": False} if True in jumps else {})} for shape in shapes]
     return starts
 
 
@@ -191,15 +200,16 @@ def table_for(params: dict, g, dg, g_range, s: OptunaSettings) -> ConditionalTab
     lo, hi = g_range
     if params["family"] == "smooth":
         return smooth_table(g, dg, lo, hi, params["bandwidth"], params["shape"], s.table_bins,
-                            s.q)
+                            s.q, jumps=params.get("jumps", False))
     return fit_binning_polarity(g, dg, params["bins"], params["edges"], params["stat"],
                                 (lo, hi), s.q)
 
 
-def search_space(families, max_bins: int, shapes=CONTINUOUS_SHAPES) -> list[dict]:
+def search_space(families, max_bins: int, shapes=CONTINUOUS_SHAPES, jumps=(False,)
+                 ) -> list[dict]:
     """A finite grid over the search space: every smooth configuration (of the ``shapes``
-    offered), and binning at the bin counts of a geometric grid (plus the plain 20) with every
-    edge rule and statistic."""
+    and ``jumps`` choices offered), and binning at the bin counts of a geometric grid (plus
+    the plain 20) with every edge rule and statistic."""
     out = []
     if "binning" in families:
         counts = np.unique(np.concatenate([np.round(np.geomspace(1, max_bins, 16)),
@@ -207,8 +217,9 @@ def search_space(families, max_bins: int, shapes=CONTINUOUS_SHAPES) -> list[dict
         out += [{"family": "binning", "bins": int(k), "edges": e, "stat": st}
                 for k in counts for e in EDGE_RULES for st in STATS]
     if "smooth" in families:
-        out += [{"family": "smooth", "shape": shape, "bandwidth": h}
-                for shape in shapes for h in BANDWIDTHS]
+        out += [{"family": "smooth", "shape": shape, "bandwidth": h,
+                 **({"jumps": j} if True in jumps else {})}
+                for shape in shapes for j in jumps for h in BANDWIDTHS]
     return out
 
 
@@ -232,17 +243,21 @@ def fit_optuna(data: PulseData, settings: OptunaSettings | None = None, seed: in
 
         scored: dict[tuple, float] = {}  # configurations already cross-validated
         shapes = shapes_for(pts.dg)  # the lattice shape only for quantised changes
+        jumps = jump_options(pts.g, pts.dg, lo, hi)  # fits apart only where jumps show
+        cuts = fold_cuts(pts.g, pts.dg, labels, (lo, hi)) if True in jumps else None
 
         def objective(trial, pts=pts, labels=labels, max_bins=max_bins, scored=scored,
-                      shapes=shapes):
+                      shapes=shapes, jumps=jumps, cuts=cuts):
             family = trial.suggest_categorical("family", list(s.families))
             if family == "smooth":
                 shape = trial.suggest_categorical("shape", list(shapes))
+                apart = (trial.suggest_categorical("jumps", list(jumps)) if len(jumps) > 1
+                         else False)
                 h = trial.suggest_categorical("bandwidth", list(BANDWIDTHS))
-                key = (shape, h)
+                key = (shape, h, apart)
                 if key not in scored:
                     scored[key] = cv_crps_smooth(pts.g, pts.dg, labels, h, shape, (lo, hi),
-                                                 s.table_bins)
+                                                 s.table_bins, cuts if apart else None)
                 return scored[key]
             bins = trial.suggest_int("bins", 1, max_bins, log=True)
             edges = trial.suggest_categorical("edges", list(EDGE_RULES))
@@ -258,7 +273,8 @@ def fit_optuna(data: PulseData, settings: OptunaSettings | None = None, seed: in
                               f"{s.study_name}-{pol}-{_study_digest(pts, s, seed, lo, hi)}")
             with tqdm(total=s.trials, desc=f"optuna {pol}", disable=not s.progress or None,
                       leave=False) as bar:
-                done = _search(log, objective, _starting_points(s.families, max_bins, shapes),
+                done = _search(log, objective,
+                               _starting_points(s.families, max_bins, shapes, jumps),
                                s.trials, seed, pi, bar.update)
         chosen = min(done, key=lambda t: t.value)  # the first of equals, as Optuna's best
         params = chosen.params

@@ -13,21 +13,28 @@ Three shapes:
   heavy-tailed, truncated near the range's ends).
 * ``lattice``, offered only when the changes are quantised (most of them repeat on whole
   multiples of one step, as readings from a coarse readout or a LUT stored in steps do): an
-  even mixture of the kernel-weighted changes, rounded to the step, and a discretized normal
-  on the steps whose mean follows a local-quadratic profile and whose spread a local-linear
-  one, both LATTICE_PROFILE times wider than the kernel. The parametric half borrows
-  strength along G where the empirical half is noisy, and the empirical half keeps the shapes
-  a normal misses; both stay on the steps the data show. Its two constants were chosen by
-  their error against the truth on one benchmark cell (ENODe at N = 3000, `memsim bench
-  fidelity`), so that cell's figure flatters the shape a little; its bandwidth is chosen by
-  cross-validation like any other.
+  even mixture of the kernel-weighted changes, each at its own value, and a discretized
+  normal on the steps whose mean follows a local-quadratic profile and whose spread a
+  local-linear one, both LATTICE_PROFILE times wider than the kernel. The parametric half
+  borrows strength along G where the empirical half is noisy, and the empirical half keeps
+  the shapes a normal misses, and the changes off the steps (a table's edge column can hold
+  such) where the data have them. Its two constants were chosen by their error against the
+  truth on one benchmark cell (ENODe at N = 3000, `memsim bench fidelity`), so that cell's
+  figure flatters the shape a little; its bandwidth is chosen by cross-validation like any
+  other.
+
+Any shape can also be fitted apart at jumps (``jumps``): where the mean change steps along G
+(:func:`jump_cuts` proposes where), each piece between cuts is fitted from its own points, so
+no kernel smears a discontinuity over its width, and the cuts become bin edges of the table.
+Cross-validation decides, as for shape and bandwidth, whether the pieces fit better apart.
 
 Every estimate is a convex combination of observed changes (location-scale rows are also
-clipped to the observed ΔG range; lattice rows take only steps between the smallest and the
-largest observed change), so a table cannot reach values the data never showed, and
-rows far from any point fall back to the nearest points instead of extrapolating. Like
+clipped to the observed ΔG range; lattice rows take only observed changes and steps between
+the smallest and the largest of them), so a table cannot reach values the data never showed,
+and rows far from any point fall back to the nearest points instead of extrapolating. Like
 binning, the smooth model learns the changes Algorithm-2 data can show (those that keep G in
-range). It is tabulated on a fine uniform grid of bins so that it samples like any table.
+range). It is tabulated on a fine uniform grid of bins (plus any cuts) so that it samples
+like any table.
 """
 
 from __future__ import annotations
@@ -58,6 +65,11 @@ CV_Q = 32  # probability-grid resolution while scoring candidates
 
 
 REACH = 6.0  # kernel sds beyond which weights (< 1e-8) are dropped
+# a candidate jump: the mean changes by this many standard errors across a split (4 was
+# chosen over 5 by the error against the truth on the ENODe N = 3000 benchmark cell)
+JUMP_Z = 4.0
+JUMP_MIN_SIDE = 8  # points a split needs on each side to be tested
+JUMP_TREND = 0.1  # bandwidth of the local-linear trend a jump is measured against
 
 
 class Windows:
@@ -204,16 +216,12 @@ def _local_poly(x: np.ndarray, weight: np.ndarray, y: np.ndarray, centres: np.nd
 
 def _lattice_rows(xs: np.ndarray, y: np.ndarray, centres: np.ndarray, bandwidth: float,
                   q: int, step: float) -> np.ndarray:
-    """Quantile rows of the lattice shape (see the module docstring); every entry is a step,
-    valued as the data show it (:func:`_level_values`)."""
+    """Quantile rows of the lattice shape (see the module docstring); every entry is a change
+    the data show: the empirical half's own values, the normal half's steps valued as the
+    data show them (:func:`_level_values`)."""
     k = np.round(y / step)
     levels = np.arange(k.min(), k.max() + 1)
     win = Windows(centres, xs, bandwidth)
-    empirical = np.zeros((len(centres), len(levels)))
-    rows = np.broadcast_to(np.arange(len(centres))[:, None], win.idx.shape)
-    at = (k[win.idx] - k.min()).astype(np.int64)
-    np.add.at(empirical, (rows[win.valid], at[win.valid]), win.w[win.valid])
-    empirical /= empirical.sum(axis=1, keepdims=True)
 
     # the profiles from the points binned finely over G (binned local regression: the bins
     # are far narrower than the profiles' kernels, and the cost no longer grows with n)
@@ -237,10 +245,21 @@ def _lattice_rows(xs: np.ndarray, y: np.ndarray, centres: np.ndarray, bandwidth:
     cdf[:, -1] = 1.0  # the last step takes the upper tail, the first the lower one
     normal = np.diff(cdf, axis=1, prepend=0.0)
 
-    mixture = np.cumsum(LATTICE_MIX * empirical + (1 - LATTICE_MIX) * normal, axis=1)
-    p = np.clip(probability_grid(q), 0.5 / q, 1 - 0.5 / q)  # no step of zero mass at the ends
-    idx = (mixture[:, None, :] < p[None, :, None] * mixture[:, -1:, None]).sum(axis=2)
-    return _level_values(y, levels, step)[np.minimum(idx, len(levels) - 1)]
+    # the mixture over the window's changes (their own values: a change off the steps, as at
+    # a range's end, keeps its value) and the steps, sorted per row
+    empirical = np.where(win.valid, win.w, 0.0)
+    empirical /= empirical.sum(axis=1, keepdims=True)
+    steps = np.broadcast_to(_level_values(y, levels, step), (len(centres), len(levels)))
+    values = np.concatenate([y[win.idx], steps], axis=1)
+    weights = np.concatenate([LATTICE_MIX * empirical, (1 - LATTICE_MIX) * normal], axis=1)
+    order = np.argsort(values, axis=1, kind="stable")
+    values = np.take_along_axis(values, order, axis=1)
+    mixture = np.cumsum(np.take_along_axis(weights, order, axis=1), axis=1)
+    p = np.clip(probability_grid(q), 0.5 / q, 1 - 0.5 / q)  # no value of zero mass at the ends
+    idx = torch.searchsorted(torch.from_numpy(mixture / mixture[:, -1:]),
+                             torch.from_numpy(np.broadcast_to(p, (len(centres), len(p))).copy())
+                             ).numpy()
+    return np.take_along_axis(values, np.minimum(idx, values.shape[1] - 1), axis=1)
 
 
 def _level_values(y: np.ndarray, levels: np.ndarray, step: float) -> np.ndarray:
@@ -256,18 +275,82 @@ def _level_values(y: np.ndarray, levels: np.ndarray, step: float) -> np.ndarray:
     return np.where(use, value[best], step * levels)
 
 
+def jump_cuts(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Candidate jumps along G, for cross-validation to accept or not, by binary
+    segmentation: the normalised G of the split at which the mean change, less a wide
+    local-linear trend, differs most between the sqrt(n) points (at least 16) on either side,
+    if by more than JUMP_Z standard errors; then the same within each side, its trend fitted
+    anew (a trend fitted across a jump bends toward it and would fake others). A jump is a
+    discontinuity a kernel would smear over its width (a measured table's edge column, say).
+    The scan is liberal (among thousands of splits, noise alone passes now and then, and a
+    steep stretch can pass too), which costs only search time: a fit apart at these cuts is a
+    candidate the search scores by cross-validation like any other."""
+    order = np.argsort(x, kind="stable")
+    xs, ys = x[order], y[order]
+    window = max(2 * JUMP_MIN_SIDE, int(np.sqrt(len(xs))))
+    floor = 1e-12 * (float(np.std(ys)) if len(ys) else 1.0) or 1e-12
+    return np.asarray(_split(xs, ys, window, floor), dtype=float)
+
+
+def _split(xs: np.ndarray, y: np.ndarray, m: int, floor: float) -> list[float]:
+    """:func:`jump_cuts` of points sorted by G, in ascending order."""
+    n = len(xs)
+    if n < 2 * JUMP_MIN_SIDE or xs[-1] <= xs[0]:
+        return []
+    grid = xs[0] + (np.arange(128) + 0.5) / 128 * (xs[-1] - xs[0])
+    r = y - np.interp(xs, grid, _local_poly(xs, np.ones(n), y, grid, JUMP_TREND, 1))
+    c1 = np.concatenate([[0.0], np.cumsum(r)])
+    c2 = np.concatenate([[0.0], np.cumsum(r * r)])
+    i = np.arange(JUMP_MIN_SIDE, n - JUMP_MIN_SIDE + 1)  # split before point i
+    a, b = np.maximum(i - m, 0), np.minimum(i + m, n)
+    left, right = (c1[i] - c1[a]) / (i - a), (c1[b] - c1[i]) / (b - i)
+    var_l = np.maximum((c2[i] - c2[a]) / (i - a) - left ** 2, 0.0)
+    var_r = np.maximum((c2[b] - c2[i]) / (b - i) - right ** 2, 0.0)
+    z = np.abs(right - left) / np.maximum(np.sqrt(var_l / (i - a) + var_r / (b - i)), floor)
+    j = int(np.argmax(z))
+    if z[j] < JUMP_Z:
+        return []
+    k = i[j]
+    return [*_split(xs[:k], y[:k], m, floor), 0.5 * (xs[k - 1] + xs[k]),
+            *_split(xs[k:], y[k:], m, floor)]
+
+
+def jump_options(g, dg, lo: float, hi: float) -> tuple[bool, ...]:
+    """Whether fits apart at jumps are worth offering: only where the data show a jump."""
+    return (False, True) if len(jump_cuts((np.asarray(g) - lo) / (hi - lo), dg)) else (False,)
+
+
 def conditional_rows(x: np.ndarray, y: np.ndarray, centres: np.ndarray, bandwidth: float,
-                     shape: str, q: int, step: float | None = None) -> np.ndarray:
+                     shape: str, q: int, step: float | None = None,
+                     cuts: np.ndarray | None = None) -> np.ndarray:
     """Quantile rows of the dG distribution at each normalised G in ``centres``; the
-    lattice shape needs the data's ``step`` (:func:`lattice_step`)."""
+    lattice shape needs the data's ``step`` (:func:`lattice_step`). With ``cuts`` (normalised
+    G, as :func:`jump_cuts` finds them), each piece between cuts is fitted from its own points
+    only, so no kernel smears a jump."""
     if shape not in SHAPES:
         raise MemsimError(f"unknown smooth shape {shape!r}; use one of {', '.join(SHAPES)}")
+    if shape == "lattice" and step is None:
+        raise MemsimError("the lattice shape needs quantised changes (most of them "
+                          "repeating on whole multiples of one step); these are not")
     order = np.argsort(x, kind="stable")
     xs, y = x[order], y[order]
+    if cuts is None or len(cuts) == 0:
+        return _piece_rows(xs, y, centres, bandwidth, shape, q, step)
+    rows = np.empty((len(centres), q + 1))
+    piece, at = np.searchsorted(cuts, xs, side="right"), np.searchsorted(cuts, centres,
+                                                                          side="right")
+    for k in np.unique(at):
+        mine = piece == k
+        if not mine.any():  # a piece without points (cuts from other data): its neighbour's
+            mine = piece == piece[np.argmin(np.abs(piece - k))]
+        rows[at == k] = _piece_rows(xs[mine], y[mine], centres[at == k], bandwidth, shape, q,
+                                    step)
+    return rows
+
+
+def _piece_rows(xs, y, centres, bandwidth, shape, q, step):
+    """:func:`conditional_rows` of points sorted by G, all in one piece."""
     if shape == "lattice":
-        if step is None:
-            raise MemsimError("the lattice shape needs quantised changes (most of them "
-                              "repeating on whole multiples of one step); these are not")
         return _lattice_rows(xs, y, centres, bandwidth, q, step)
     win = Windows(centres, xs, bandwidth)
     if shape == "local":
@@ -280,29 +363,50 @@ def conditional_rows(x: np.ndarray, y: np.ndarray, centres: np.ndarray, bandwidt
 
 
 def smooth_table(g, dg, lo: float, hi: float, bandwidth: float, shape: str, bins: int,
-                 q: int, step: float | None = None) -> ConditionalTable:
+                 q: int, step: float | None = None, jumps: bool = False,
+                 cuts: np.ndarray | None = None) -> ConditionalTable:
     """A smooth fit of one polarity tabulated on ``bins`` equal-width bins over [lo, hi]
-    (``step``: the changes' quantisation step, found from them when None)."""
+    (``step``: the changes' quantisation step, found from them when None; ``jumps``: fit
+    apart at the jumps :func:`jump_cuts` finds in them, or at ``cuts`` if given, in G
+    normalised to [lo, hi])."""
     if shape == "lattice" and step is None:
         step = lattice_step(dg)
-    edges = np.linspace(lo, hi, bins + 1)
-    centres = (np.arange(bins) + 0.5) / bins
-    rows = conditional_rows((g - lo) / (hi - lo), dg, centres, bandwidth, shape, q, step)
-    return ConditionalTable(edges, "quantile", quantiles=rows)
+    x = (np.asarray(g) - lo) / (hi - lo)
+    if not jumps:
+        cuts = np.empty(0)
+    elif cuts is None:
+        cuts = jump_cuts(x, dg)
+    # the cuts become bin edges too, so that no bin straddles a jump
+    unit = np.union1d(np.linspace(0.0, 1.0, bins + 1), cuts[(cuts > 0) & (cuts < 1)])
+    rows = conditional_rows(x, dg, 0.5 * (unit[1:] + unit[:-1]), bandwidth, shape, q, step,
+                            cuts)
+    return ConditionalTable(lo + unit * (hi - lo), "quantile", quantiles=rows)
 
 
-def cv_crps_smooth(g, dg, labels, bandwidth: float, shape: str, g_range, bins: int) -> float:
+def fold_cuts(g, dg, labels, g_range) -> list[np.ndarray]:
+    """The :func:`jump_cuts` of each fold's training points, found once for all the
+    configurations a search scores."""
+    lo, hi = g_range
+    x = (np.asarray(g) - lo) / (hi - lo)
+    return [jump_cuts(x[labels != f], dg[labels != f]) for f in range(labels.max() + 1)]
+
+
+def cv_crps_smooth(g, dg, labels, bandwidth: float, shape: str, g_range, bins: int,
+                   cuts: list[np.ndarray] | None = None) -> float:
     """Mean held-out CRPS of a smooth setting over the folds in ``labels``. Scored on a grid
     of at most ``bins`` bins, a few per bandwidth (finer grids change nothing a wide kernel
     can show, and cost time in every trial of a search). The quantisation step is found once
-    from all the points, so every fold's fit uses the same steps."""
+    from all the points, so every fold's fit uses the same steps. ``cuts``: fit apart at
+    jumps, those :func:`fold_cuts` found in each fold's own training points, as a fit finds
+    them in its data."""
     lo, hi = g_range
     bins = int(np.clip(np.ceil(4 / bandwidth), 32, bins))
     step = lattice_step(dg) if shape == "lattice" else None
     total = 0.0
     for f in range(labels.max() + 1):
         train = labels != f
-        table = smooth_table(g[train], dg[train], lo, hi, bandwidth, shape, bins, CV_Q, step)
+        table = smooth_table(g[train], dg[train], lo, hi, bandwidth, shape, bins, CV_Q, step,
+                             cuts is not None, None if cuts is None else cuts[f])
         total += table_crps(table, g[~train], dg[~train]).sum()
     return total / len(g)
 
@@ -312,6 +416,7 @@ class SmoothSettings:
     folds: int = 5
     bandwidths: tuple[float, ...] = BANDWIDTHS  # candidate kernel sds, fractions of the range
     shape: str = "auto"  # local, location-scale, lattice, or auto (chosen by CV)
+    jumps: str = "auto"  # fit apart at jumps: on, off, or auto (chosen by CV where found)
     table_bins: int = 256
     q: int = 128
 
@@ -323,6 +428,8 @@ def fit_smooth(data: PulseData, settings: SmoothSettings | None = None, seed: in
     if s.shape not in ("auto", *SHAPES):
         raise MemsimError(f"smooth shape must be auto or one of {', '.join(SHAPES)}, "
                           f"not {s.shape!r}")
+    if s.jumps not in ("auto", "on", "off"):
+        raise MemsimError(f"smooth jumps must be auto, on or off, not {s.jumps!r}")
     lo, hi = data_range(data, g_range)
     tables, records, chosen = {}, [], {}
     for pi, pol in enumerate(POLARITIES):
@@ -332,19 +439,26 @@ def fit_smooth(data: PulseData, settings: SmoothSettings | None = None, seed: in
         if s.shape == "lattice" and lattice_step(pts.dg) is None:
             raise MemsimError(f"smooth shape lattice: the {pol} changes are not quantised "
                               "(most of them would repeat on whole multiples of one step)")
+        jump_choices = {"on": (True,), "off": (False,)}.get(
+            s.jumps, jump_options(pts.g, pts.dg, lo, hi))
+        cuts = fold_cuts(pts.g, pts.dg, labels, (lo, hi)) if True in jump_choices else None
         best = None
         for shape in shapes_for(pts.dg) if s.shape == "auto" else (s.shape,):
-            for h in s.bandwidths:
-                score = cv_crps_smooth(pts.g, pts.dg, labels, h, shape, (lo, hi), s.table_bins)
-                records.append({"polarity": pol, "shape": shape, "bandwidth": h,
-                                "cv_crps": score})
-                if best is None or score < best[0]:
-                    best = (score, shape, h)
-        score, shape, h = best
-        chosen[pol] = {"shape": shape, "bandwidth": h, "cv_crps": float(score)}
-        tables[pol] = smooth_table(pts.g, pts.dg, lo, hi, h, shape, s.table_bins, s.q)
+            for jumps in jump_choices:
+                for h in s.bandwidths:
+                    score = cv_crps_smooth(pts.g, pts.dg, labels, h, shape, (lo, hi),
+                                           s.table_bins, cuts if jumps else None)
+                    records.append({"polarity": pol, "shape": shape, "bandwidth": h,
+                                    "jumps": jumps, "cv_crps": score})
+                    if best is None or score < best[0]:
+                        best = (score, shape, h, jumps)
+        score, shape, h, jumps = best
+        chosen[pol] = {"shape": shape, "bandwidth": h, "jumps": jumps, "cv_crps": float(score)}
+        tables[pol] = smooth_table(pts.g, pts.dg, lo, hi, h, shape, s.table_bins, s.q,
+                                   jumps=jumps)
     meta = fit_metadata(data, "smooth", {"folds": s.folds, "bandwidths": list(s.bandwidths),
-                                      "shape": s.shape, "table_bins": s.table_bins,
+                                      "shape": s.shape, "jumps": s.jumps,
+                                      "table_bins": s.table_bins,
                                       "chosen": chosen}, seed)
     return JumpTable(tables, lo, hi, data.unit, meta, name="smooth"), records
 
@@ -364,6 +478,7 @@ class Smooth(FitMethod):
             folds=sec.take("folds", int, d.folds, **at_least_2),
             bandwidths=bandwidths,
             shape=sec.take("shape", str, d.shape, choices=("auto", *SHAPES)),
+            jumps=sec.take("jumps", str, d.jumps, choices=("auto", "on", "off")),
             table_bins=sec.take("table_bins", int, d.table_bins, **at_least_2),
             q=sec.take("q", int, d.q, **at_least_2)))
 
