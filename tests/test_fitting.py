@@ -145,8 +145,10 @@ def test_fits_apart_at_jumps_are_offered_only_where_jumps_show():
     g = rng.uniform(0, 1, 2000)
     jump = rng.standard_normal(2000) + 3.0 * (g > 0.5)
     data = PulseData({"set": Points(g, jump), "reset": Points(g, -np.abs(jump))})
-    _, records = fit_smooth(data, seed=0)
+    table, records = fit_smooth(data, seed=0)
     assert {r["jumps"] for r in records if r["polarity"] == "set"} == {False, True}
+    chosen = table.metadata["params"]["chosen"]["set"]
+    assert chosen["jumps"] and len(chosen["cuts"]) == 1 and abs(chosen["cuts"][0] - 0.5) < 0.01
     _, records = fit_optuna(data, OptunaSettings(trials=10, progress=False), seed=0)
     assert any(r.get("jumps") for r in records if r["polarity"] == "set")
     flat = PulseData({"set": Points(g, rng.standard_normal(2000)),

@@ -32,6 +32,7 @@ from .smooth import (
     jump_options,
     shapes_for,
     smooth_table,
+    table_cuts,
 )
 
 FAMILIES = ("binning", "smooth")
@@ -278,8 +279,10 @@ def fit_optuna(data: PulseData, settings: OptunaSettings | None = None, seed: in
                                s.trials, seed, pi, bar.update)
         chosen = min(done, key=lambda t: t.value)  # the first of equals, as Optuna's best
         params = chosen.params
-        best[pol] = {**params, "cv_crps": float(chosen.value)}
         tables[pol] = table_for(params, pts.g, pts.dg, (lo, hi), s)
+        best[pol] = {**params, "cv_crps": float(chosen.value),
+                     **({"cuts": table_cuts(tables[pol], s.table_bins)}
+                        if params.get("jumps") else {})}
         records += [{"polarity": pol, "trial": i, "cv_crps": t.value, **t.params}
                     for i, t in enumerate(done)]
     meta = fit_metadata(data, "optuna", {"trials": s.trials, "folds": s.folds,

@@ -383,6 +383,15 @@ def smooth_table(g, dg, lo: float, hi: float, bandwidth: float, shape: str, bins
     return ConditionalTable(lo + unit * (hi - lo), "quantile", quantiles=rows)
 
 
+def table_cuts(table: ConditionalTable, bins: int) -> list[float]:
+    """The G of the cuts a fit apart at jumps added to its ``bins`` equal-width bins (for a
+    fit's record)."""
+    edges = table.edges
+    grid = np.linspace(edges[0], edges[-1], bins + 1)
+    off = np.min(np.abs(edges[:, None] - grid[None, :]), axis=1) > 1e-9 * (grid[-1] - grid[0])
+    return [float(e) for e in edges[off]]
+
+
 def fold_cuts(g, dg, labels, g_range) -> list[np.ndarray]:
     """The :func:`jump_cuts` of each fold's training points, found once for all the
     configurations a search scores."""
@@ -439,8 +448,8 @@ def fit_smooth(data: PulseData, settings: SmoothSettings | None = None, seed: in
         if s.shape == "lattice" and lattice_step(pts.dg) is None:
             raise MemsimError(f"smooth shape lattice: the {pol} changes are not quantised "
                               "(most of them would repeat on whole multiples of one step)")
-        jump_choices = {"on": (True,), "off": (False,)}.get(
-            s.jumps, jump_options(pts.g, pts.dg, lo, hi))
+        jump_choices = ({"on": (True,), "off": (False,)}[s.jumps] if s.jumps != "auto"
+                        else jump_options(pts.g, pts.dg, lo, hi))
         cuts = fold_cuts(pts.g, pts.dg, labels, (lo, hi)) if True in jump_choices else None
         best = None
         for shape in shapes_for(pts.dg) if s.shape == "auto" else (s.shape,):
@@ -453,9 +462,10 @@ def fit_smooth(data: PulseData, settings: SmoothSettings | None = None, seed: in
                     if best is None or score < best[0]:
                         best = (score, shape, h, jumps)
         score, shape, h, jumps = best
-        chosen[pol] = {"shape": shape, "bandwidth": h, "jumps": jumps, "cv_crps": float(score)}
         tables[pol] = smooth_table(pts.g, pts.dg, lo, hi, h, shape, s.table_bins, s.q,
                                    jumps=jumps)
+        chosen[pol] = {"shape": shape, "bandwidth": h, "jumps": jumps, "cv_crps": float(score),
+                       **({"cuts": table_cuts(tables[pol], s.table_bins)} if jumps else {})}
     meta = fit_metadata(data, "smooth", {"folds": s.folds, "bandwidths": list(s.bandwidths),
                                       "shape": s.shape, "jumps": s.jumps,
                                       "table_bins": s.table_bins,
