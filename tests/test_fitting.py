@@ -349,3 +349,18 @@ def test_fits_are_deterministic_given_the_seed():
     s1, _ = fit_smooth(data, SmoothSettings(), seed=1)
     s2, _ = fit_smooth(data, SmoothSettings(), seed=1)
     np.testing.assert_array_equal(s1.tables["set"].quantiles, s2.tables["set"].quantiles)
+
+
+def test_jumps_setting_reads_yaml_on_and_off():
+    """YAML reads a bare `on` / `off` as true / false: both mean what they say; others are
+    refused in one line."""
+    import yaml
+
+    from memsim.fit.registry import get_method
+    from memsim.io.schema import SpecLoader
+
+    for text, want in (("on", "on"), ("off", "off"), ("auto", "auto"), ("true", "on")):
+        keys = yaml.load(f"jumps: {text}", Loader=SpecLoader)
+        assert get_method("smooth", keys).settings.jumps == want
+    with pytest.raises(MemsimError, match="jumps.*must be auto, on or off"):
+        get_method("smooth", {"jumps": "maybe"})

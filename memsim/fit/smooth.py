@@ -473,6 +473,14 @@ def fit_smooth(data: PulseData, settings: SmoothSettings | None = None, seed: in
     return JumpTable(tables, lo, hi, data.unit, meta, name="smooth"), records
 
 
+def _take_jumps(sec, default: str) -> str:
+    """``jumps: auto | on | off``; YAML reads a bare on / off as true / false, so those too."""
+    value = sec.take("jumps", (str, bool), default,
+                     check=lambda v: isinstance(v, bool) or v in ("auto", "on", "off"),
+                     check_msg="must be auto, on or off")
+    return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
 class Smooth(FitMethod):
     name = "smooth"
     Settings = SmoothSettings
@@ -488,7 +496,7 @@ class Smooth(FitMethod):
             folds=sec.take("folds", int, d.folds, **at_least_2),
             bandwidths=bandwidths,
             shape=sec.take("shape", str, d.shape, choices=("auto", *SHAPES)),
-            jumps=sec.take("jumps", str, d.jumps, choices=("auto", "on", "off")),
+            jumps=_take_jumps(sec, d.jumps),
             table_bins=sec.take("table_bins", int, d.table_bins, **at_least_2),
             q=sec.take("q", int, d.q, **at_least_2)))
 
